@@ -1,0 +1,171 @@
+"""What the orders service publishes, and the public shape of an order."""
+
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from enum import StrEnum
+from typing import Annotated, Self
+
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, model_validator
+
+from doorstep.kernel.messages import Event
+
+_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
+
+
+def _email(value: str | None) -> str | None:
+    if value is not None and not _EMAIL.match(value):
+        raise ValueError("not an email address")
+    return value
+
+
+Text = Annotated[str, Field(min_length=1, max_length=500)]
+Name = Annotated[str, Field(min_length=1, max_length=200)]
+Phone = Annotated[str, Field(min_length=3, max_length=40)]
+MinorUnits = Annotated[int, Field(ge=0, le=10**12)]
+CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
+Email = Annotated[str | None, AfterValidator(_email)]
+
+
+class Schema(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class OrderStatus(StrEnum):
+    PLACED = "placed"
+    ACCEPTED = "accepted"
+    PREPARING = "preparing"
+    READY_FOR_PICKUP = "ready_for_pickup"
+    PICKED_UP = "picked_up"
+    DELIVERED = "delivered"
+    REJECTED = "rejected"
+    CANCELLED = "cancelled"
+    FAILED_DELIVERY = "failed_delivery"
+    RETURNED = "returned"
+
+
+class PaymentMethod(StrEnum):
+    CARD = "card"
+    CASH = "cash"
+    WALLET = "wallet"
+    ONLINE = "online"
+    INVOICE = "invoice"
+    OTHER = "other"
+
+
+class PaymentStatus(StrEnum):
+    PENDING = "pending"
+    AUTHORIZED = "authorized"
+    PAID = "paid"
+    REFUNDED = "refunded"
+    VOIDED = "voided"
+    FAILED = "failed"
+
+
+class GeoPoint(Schema):
+    lat: float = Field(ge=-90, le=90)
+    lon: float = Field(ge=-180, le=180)
+
+
+class TimeWindow(Schema):
+    start: AwareDatetime
+    end: AwareDatetime
+
+    @model_validator(mode="after")
+    def _end_after_start(self) -> Self:
+        if self.end <= self.start:
+            raise ValueError("window end must be after its start")
+        return self
+
+
+class Stop(Schema):
+    name: Name
+    address: Text
+    phone: Phone | None = None
+    location: GeoPoint
+    window: TimeWindow | None = None
+
+
+class Customer(Schema):
+    name: Name
+    phone: Phone | None = None
+    email: Email = None
+
+
+class Item(Schema):
+    name: Name
+    sku: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    quantity: int = Field(ge=1, le=100_000)
+    unit_price: MinorUnits
+
+
+class Payment(Schema):
+    method: PaymentMethod = PaymentMethod.OTHER
+    status: PaymentStatus = PaymentStatus.PENDING
+
+
+class OrderDraft(Schema):
+    """An order as a client, a CSV row group or a partner platform hands it to Doorstep."""
+
+    external_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
+    merchant_id: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    pickup: Stop
+    dropoff: Stop
+    customer: Customer
+    items: list[Item] = Field(min_length=1, max_length=500)
+    currency: CurrencyCode
+    tip: MinorUnits = 0
+    delivery_fee: MinorUnits = 0
+    notes: Annotated[str, Field(max_length=2000)] | None = None
+    payment: Payment = Payment()
+
+
+class Totals(Schema):
+    subtotal: int
+    delivery_fee: int
+    tip: int
+    total: int
+
+
+class OrderSnapshot(OrderDraft):
+    """The whole order as it stands, carried by events so consumers need not ask."""
+
+    id: str
+    source: str
+    status: OrderStatus
+    totals: Totals
+    created_at: datetime
+    updated_at: datetime
+
+
+class OrderCreated(Event):
+    event_type = "doorstep.orders.order.created.v1"
+    order: OrderSnapshot
+
+    def subject(self) -> str:
+        return self.order.id
+
+
+class OrderUpdated(Event):
+    event_type = "doorstep.orders.order.updated.v1"
+    changed_fields: list[str]
+    order: OrderSnapshot
+
+    def subject(self) -> str:
+        return self.order.id
+
+
+class OrderStatusChanged(Event):
+    event_type = "doorstep.orders.order.status_changed.v1"
+    order_id: str
+    external_id: str | None
+    source: str
+    from_status: OrderStatus
+    to_status: OrderStatus
+    reason: str | None
+    actor: str
+    changed_at: datetime
+
+    def subject(self) -> str:
+        return self.order_id

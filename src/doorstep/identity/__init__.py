@@ -1,0 +1,1 @@
+"""Identity: tenants and API keys (users, roles and tokens come with the identity issue)."""

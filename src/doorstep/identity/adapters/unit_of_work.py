@@ -1,0 +1,21 @@
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from doorstep.identity.adapters.repositories import ApiKeyRepository, TenantRepository
+from doorstep.kernel.aggregate import Aggregate
+from doorstep.kernel.unit_of_work import SqlUnitOfWork
+
+
+class IdentityUnitOfWork(SqlUnitOfWork):
+    tenants: TenantRepository
+    api_keys: ApiKeyRepository
+
+    def _open(self, session: AsyncSession) -> None:
+        self.tenants = TenantRepository(session)
+        self.api_keys = ApiKeyRepository(session)
+
+    def _tracked(self) -> Iterable[Aggregate]:
+        return [*self.tenants.seen, *self.api_keys.seen]

@@ -1,0 +1,1 @@
+"""Adapters to the outside: databases, brokers, HTTP clients."""

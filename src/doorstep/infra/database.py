@@ -1,0 +1,94 @@
+"""One database per service: a SQLite file (all-in-one) or a PostgreSQL schema (distributed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+from sqlalchemy import event, text
+from sqlalchemy.engine import URL, make_url
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import AsyncAdaptedQueuePool
+
+from doorstep.kernel.settings import Settings
+
+Dialect = Literal["sqlite", "postgresql"]
+
+
+class Database:
+    """A writer and a reader engine for one service. Engines connect lazily, on first use."""
+
+    def __init__(self, *, service: str, settings: Settings) -> None:
+        self.service = service
+        self.url = database_url(service, settings)
+        if self.url.get_backend_name() == "postgresql":
+            self.dialect: Dialect = "postgresql"
+            self.schema: str | None = service
+            engine = create_async_engine(
+                self.url,
+                pool_size=10,
+                max_overflow=10,
+                pool_pre_ping=True,
+                connect_args={"server_settings": {"search_path": service}},
+            )
+            self.writer_engine = self.reader_engine = engine
+        else:
+            self.dialect = "sqlite"
+            self.schema = None
+            # One writer connection: SQLite takes one writer at a time, so queue in-process instead of
+            # spinning on SQLITE_BUSY; BEGIN IMMEDIATE avoids the read-to-write upgrade deadlock.
+            self.writer_engine = sqlite_engine(self.url, pool_size=1, immediate=True)
+            self.reader_engine = sqlite_engine(self.url, pool_size=4, immediate=False)
+        self.writer = async_sessionmaker(self.writer_engine, expire_on_commit=False)
+        self.reader = async_sessionmaker(self.reader_engine, expire_on_commit=False)
+
+    @property
+    def outbox_channel(self) -> str:
+        return f"doorstep_outbox_{self.service}"
+
+    def session(self) -> AsyncSession:
+        return self.writer()
+
+    async def ping(self) -> bool:
+        try:
+            async with self.reader_engine.connect() as connection:
+                await connection.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
+
+    async def dispose(self) -> None:
+        await self.writer_engine.dispose()
+        if self.reader_engine is not self.writer_engine:
+            await self.reader_engine.dispose()
+
+
+def database_url(service: str, settings: Settings) -> URL:
+    if settings.database_url:
+        return make_url(settings.database_url)
+    path = settings.data_dir / f"{service}.db"
+    return make_url(f"sqlite+aiosqlite:///{path}")
+
+
+def sqlite_engine(url: URL | str, *, pool_size: int, immediate: bool) -> AsyncEngine:
+    url = make_url(url)
+    if url.database:
+        Path(url.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_async_engine(url, poolclass=AsyncAdaptedQueuePool, pool_size=pool_size, max_overflow=0)
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _configure(dbapi_connection: Any, _record: Any) -> None:
+        # Let SQLAlchemy's `begin` event decide how transactions start (pysqlite's own BEGIN is deferred).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA busy_timeout=10000")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _begin(connection: Any) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine

@@ -1,0 +1,151 @@
+"""Publishes committed outbox rows to the broker, in order, at least once."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Sequence
+from datetime import timedelta
+from typing import Any
+
+import structlog
+from sqlalchemy import Row, Select, Table, delete, select, update
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from doorstep.infra.database import Database
+from doorstep.kernel.broker import Broker
+from doorstep.kernel.clock import utcnow
+from doorstep.kernel.messages import CloudEvent
+
+log = structlog.get_logger()
+
+_PRUNE_EVERY = timedelta(minutes=10)
+
+
+class OutboxRelay:
+    """Claims unpublished rows (`FOR UPDATE SKIP LOCKED` on PostgreSQL, so several relays may run),
+    publishes them with confirms, then marks them. A crash in between republishes; inboxes dedupe."""
+
+    def __init__(
+        self,
+        *,
+        database: Database,
+        outbox: Table,
+        broker: Broker,
+        batch_size: int = 500,
+        poll_seconds: float = 1.0,
+        retention: timedelta = timedelta(days=7),
+    ) -> None:
+        self._database = database
+        self._outbox = outbox
+        self._broker = broker
+        self._batch_size = batch_size
+        self._poll_seconds = poll_seconds
+        self._retention = retention
+        self._wakeup = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._listener: Any = None
+        self._last_prune = utcnow() - _PRUNE_EVERY
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def publish_pending(self) -> int:
+        """Publish everything unpublished now; returns how many events went out."""
+        total = 0
+        while True:
+            count = await self._publish_batch()
+            total += count
+            if count < self._batch_size:
+                return total
+
+    async def _publish_batch(self) -> int:
+        if self._database.dialect == "postgresql":
+            return await self._publish_claimed_batch()
+        return await self._publish_read_batch()
+
+    def _unpublished(self) -> Select[tuple[int, str]]:
+        outbox = self._outbox
+        return (
+            select(outbox.c.seq, outbox.c.envelope)
+            .where(outbox.c.published_at.is_(None))
+            .order_by(outbox.c.seq)
+            .limit(self._batch_size)
+        )
+
+    async def _publish_claimed_batch(self) -> int:
+        async with self._database.writer() as session, session.begin():
+            rows = (await session.execute(self._unpublished().with_for_update(skip_locked=True))).all()
+            if rows:
+                await self._publish_and_mark(session, rows)
+        return len(rows)
+
+    async def _publish_read_batch(self) -> int:
+        # SQLite has one writer: holding it while consumers (maybe of this very service) handle the
+        # events would deadlock, so read, publish, then mark. One relay runs per SQLite file.
+        async with self._database.reader() as session:
+            rows = (await session.execute(self._unpublished())).all()
+        if rows:
+            async with self._database.writer() as session, session.begin():
+                await self._publish_and_mark(session, rows)
+        return len(rows)
+
+    async def _publish_and_mark(self, session: AsyncSession, rows: Sequence[Row[tuple[int, str]]]) -> None:
+        await self._broker.publish([CloudEvent.model_validate_json(row.envelope) for row in rows])
+        await session.execute(
+            update(self._outbox)
+            .where(self._outbox.c.seq.in_([row.seq for row in rows]))
+            .values(published_at=utcnow())
+        )
+
+    async def prune(self) -> int:
+        cutoff = utcnow() - self._retention
+        async with self._database.writer() as session, session.begin():
+            result = await session.execute(delete(self._outbox).where(self._outbox.c.published_at < cutoff))
+        return int(getattr(result, "rowcount", 0) or 0)
+
+    async def start(self) -> None:
+        if self._database.dialect == "postgresql":
+            await self._listen()
+        self._task = asyncio.create_task(self._run(), name=f"outbox-relay-{self._database.service}")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        if self._listener is not None:
+            with contextlib.suppress(Exception):
+                await self._listener.close()
+            self._listener = None
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self.publish_pending()
+                if utcnow() - self._last_prune >= _PRUNE_EVERY:
+                    self._last_prune = utcnow()
+                    await self.prune()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("outbox_relay_failed", service=self._database.service)
+                await asyncio.sleep(self._poll_seconds)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_seconds)
+            self._wakeup.clear()
+
+    async def _listen(self) -> None:
+        import asyncpg
+
+        dsn = self._database.url.set(drivername="postgresql").render_as_string(hide_password=False)
+        try:
+            self._listener = await asyncpg.connect(dsn)
+            await self._listener.add_listener(
+                self._database.outbox_channel, lambda *_args: self._wakeup.set()
+            )
+        except Exception:
+            # Polling still publishes everything; LISTEN only makes it prompt.
+            log.warning("outbox_listen_unavailable", service=self._database.service, exc_info=True)
+            self._listener = None

@@ -1,0 +1,540 @@
+"""The broker port on RabbitMQ: a topic exchange, one quorum queue per consumer and a dead-letter queue beside it."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import aio_pika
+import aiormq
+import structlog
+from aio_pika.abc import (
+    AbstractChannel,
+    AbstractExchange,
+    AbstractIncomingMessage,
+    AbstractQueue,
+    AbstractRobustConnection,
+    HeadersType,
+)
+from pydantic import ValidationError
+
+from doorstep.kernel.broker import DeadLetter, DeadLetterNotFound, EventHandler
+from doorstep.kernel.clock import utcnow
+from doorstep.kernel.messages import CloudEvent
+
+log = structlog.get_logger()
+
+CONTENT_TYPE = "application/cloudevents+json"
+# A dead letter whose body is not a CloudEvent still has to be listable, so it is shown wrapped in this type.
+UNREADABLE_EVENT_TYPE = "doorstep.broker.unreadable.v1"
+
+_ERROR_HEADER = "x-doorstep-error"
+_ATTEMPTS_HEADER = "x-doorstep-attempts"
+_CONSUMER_HEADER = "x-doorstep-consumer"
+_DEAD_LETTERED_AT_HEADER = "x-doorstep-dead-lettered-at"
+_ROUTING_KEY_HEADER = "x-doorstep-routing-key"
+_MAX_ERROR_LENGTH = 500
+# Long enough for a handler to finish its current message on shutdown, short enough not to stall a deploy.
+_SHUTDOWN_GRACE_SECONDS = 10.0
+
+
+class UnroutableMessage(RuntimeError):
+    """The broker confirmed a message it could not route, so acking the original would lose it."""
+
+    def __init__(self, exchange: str, routing_key: str) -> None:
+        super().__init__(f"exchange {exchange or '(default)'!r} has no route for {routing_key!r}")
+        self.exchange = exchange
+        self.routing_key = routing_key
+
+
+@dataclass(eq=False, slots=True)
+class _Subscription:
+    consumer: str
+    patterns: tuple[str, ...]
+    handler: EventHandler
+    # Deliveries arrive as concurrent tasks; one worker draining this inbox keeps handling serial and in order.
+    inbox: asyncio.Queue[AbstractIncomingMessage | None] = field(default_factory=asyncio.Queue)
+    queue: AbstractQueue | None = None
+    consumer_tag: str | None = None
+    worker: asyncio.Task[None] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class _Session:
+    connection: AbstractRobustConnection
+    channel: AbstractChannel
+    exchange: AbstractExchange
+    dead_letter_exchange: AbstractExchange
+
+
+class RabbitMQBroker:
+    """Broker port on RabbitMQ 3.10+; nothing connects until `start`."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        exchange: str = "doorstep.events",
+        delivery_limit: int = 5,
+        prefetch: int = 32,
+        queue_prefix: str = "doorstep",
+        known_consumers: Sequence[str] = (),
+    ) -> None:
+        if delivery_limit < 1:
+            raise ValueError("delivery_limit must be at least 1")
+        if prefetch < 1:
+            raise ValueError("prefetch must be at least 1")
+        self._url = url
+        self._exchange_name = exchange
+        self._delivery_limit = delivery_limit
+        self._prefetch = prefetch
+        self._queue_prefix = queue_prefix
+        self._known_consumers = tuple(known_consumers)
+        self._subscriptions: dict[str, _Subscription] = {}
+        self._session: _Session | None = None
+        self._closing = False
+
+    @property
+    def consumers(self) -> list[str]:
+        """Consumers whose dead letters this broker looks at: the subscribed ones, then the known ones."""
+        return list(dict.fromkeys([*self._subscriptions, *self._known_consumers]))
+
+    def queue_name(self, consumer: str) -> str:
+        return f"{self._queue_prefix}.{consumer}"
+
+    def dead_queue_name(self, consumer: str) -> str:
+        return f"{self._queue_prefix}.{consumer}.dead"
+
+    @property
+    def dead_letter_exchange_name(self) -> str:
+        return f"{self._exchange_name}.dlx"
+
+    def subscribe(self, consumer: str, patterns: Sequence[str], handler: EventHandler) -> None:
+        """Register before `start`. Each consumer gets every matching event once (competing instances)."""
+        if self._session is not None:
+            raise RuntimeError("subscribe before start: the queues are declared when the broker starts")
+        if not consumer:
+            raise ValueError("consumer name must not be empty")
+        if not patterns:
+            raise ValueError(f"consumer {consumer!r} needs at least one pattern")
+        if consumer in self._subscriptions:
+            raise ValueError(f"consumer {consumer!r} is already subscribed")
+        self._subscriptions[consumer] = _Subscription(consumer, tuple(patterns), handler)
+
+    async def start(self) -> None:
+        """Connect, declare what the subscriptions need and start consuming."""
+        if self._session is not None:
+            raise RuntimeError("broker already started")
+        connection = await aio_pika.connect_robust(self._url)
+        try:
+            self._session = await self._declare(connection)
+            for subscription in self._subscriptions.values():
+                await self._consume(connection, subscription)
+        except BaseException:
+            await self._shutdown(connection)
+            raise
+        log.info("broker.started", exchange=self._exchange_name, consumers=list(self._subscriptions))
+
+    async def close(self) -> None:
+        session = self._session
+        if session is None:
+            return
+        await self._shutdown(session.connection)
+        log.info("broker.closed", exchange=self._exchange_name)
+
+    async def ping(self) -> bool:
+        return self._session is not None and not self._session.connection.is_closed
+
+    async def publish(self, events: Sequence[CloudEvent]) -> None:
+        """Return only once the broker has confirmed every event."""
+        session = self._require_session()
+        # Confirms are awaited together: one round trip for the batch instead of one per event.
+        results = await asyncio.gather(
+            *(
+                session.exchange.publish(_outgoing(event), routing_key=event.type, mandatory=False)
+                for event in events
+            ),
+            return_exceptions=True,
+        )
+        for result in results:
+            if isinstance(result, BaseException):
+                raise result
+
+    async def dead_letters(self, consumer: str | None = None) -> list[DeadLetter]:
+        session = self._require_session()
+        consumers = self.consumers if consumer is None else [consumer]
+        letters: list[DeadLetter] = []
+        for name in consumers:
+            letters.extend(await self._browse(session, name))
+        return letters
+
+    async def replay_dead_letter(self, dead_letter_id: str) -> DeadLetter:
+        """Hand the message back to its consumer's queue only; raises `DeadLetterNotFound`."""
+        session = self._require_session()
+        for consumer in self.consumers:
+            # Messages taken but not acked go back to the dead queue when this channel closes.
+            channel = await session.connection.channel(publisher_confirms=False)
+            try:
+                queue = await _existing_queue(channel, self.dead_queue_name(consumer))
+                if queue is None:
+                    continue
+                while (message := await queue.get(no_ack=False, fail=False)) is not None:
+                    if _message_key(message) != dead_letter_id:
+                        continue
+                    dead_letter = self._to_dead_letter(consumer, message)
+                    await _publish_routed(
+                        session.channel.default_exchange,
+                        _copy(message, _without_delivery_history(message.headers)),
+                        routing_key=self.queue_name(consumer),
+                    )
+                    await message.ack()
+                    log.info("broker.dead_letter_replayed", consumer=consumer, message_id=dead_letter_id)
+                    return dead_letter
+            finally:
+                await _close_quietly(channel)
+        raise DeadLetterNotFound(dead_letter_id)
+
+    def _require_session(self) -> _Session:
+        if self._session is None:
+            raise RuntimeError("broker not started")
+        return self._session
+
+    async def _declare(self, connection: AbstractRobustConnection) -> _Session:
+        channel = await connection.channel(publisher_confirms=True)
+        exchange = await channel.declare_exchange(
+            self._exchange_name, aio_pika.ExchangeType.TOPIC, durable=True
+        )
+        dead_letter_exchange = await channel.declare_exchange(
+            self.dead_letter_exchange_name, aio_pika.ExchangeType.DIRECT, durable=True
+        )
+        for subscription in self._subscriptions.values():
+            queue = await channel.declare_queue(
+                self.queue_name(subscription.consumer),
+                durable=True,
+                arguments=self._queue_arguments(subscription.consumer),
+            )
+            for pattern in subscription.patterns:
+                await queue.bind(exchange, routing_key=pattern)
+            dead_queue = await channel.declare_queue(
+                self.dead_queue_name(subscription.consumer),
+                durable=True,
+                arguments={"x-queue-type": "quorum"},
+            )
+            await dead_queue.bind(dead_letter_exchange, routing_key=subscription.consumer)
+        return _Session(connection, channel, exchange, dead_letter_exchange)
+
+    def _queue_arguments(self, consumer: str) -> dict[str, Any]:
+        return {
+            "x-queue-type": "quorum",
+            # The safety net for a message that kills the process before it can be dead-lettered by hand.
+            "x-delivery-limit": self._delivery_limit,
+            "x-dead-letter-exchange": self.dead_letter_exchange_name,
+            "x-dead-letter-routing-key": consumer,
+            # 3.10 only dead-letters at-least-once when asked, and only together with reject-publish overflow.
+            "x-dead-letter-strategy": "at-least-once",
+            "x-overflow": "reject-publish",
+        }
+
+    async def _consume(self, connection: AbstractRobustConnection, subscription: _Subscription) -> None:
+        # One channel per consumer, so prefetch applies to each consumer separately.
+        channel = await connection.channel(publisher_confirms=False)
+        await channel.set_qos(prefetch_count=self._prefetch)
+        queue = await channel.declare_queue(
+            self.queue_name(subscription.consumer),
+            durable=True,
+            arguments=self._queue_arguments(subscription.consumer),
+        )
+        subscription.inbox = asyncio.Queue()
+        subscription.worker = asyncio.create_task(
+            self._work(subscription), name=f"doorstep-broker-{subscription.consumer}"
+        )
+        subscription.queue = queue
+        subscription.consumer_tag = await queue.consume(subscription.inbox.put)
+
+    async def _shutdown(self, connection: AbstractRobustConnection) -> None:
+        self._closing = True
+        try:
+            for subscription in self._subscriptions.values():
+                await self._stop_consuming(subscription)
+            workers = [s.worker for s in self._subscriptions.values() if s.worker is not None]
+            if workers:
+                _, pending = await asyncio.wait(workers, timeout=_SHUTDOWN_GRACE_SECONDS)
+                for worker in pending:
+                    worker.cancel()
+                await asyncio.gather(*pending, return_exceptions=True)
+            # Closing the channels hands every message still unacked back to its queue.
+            await connection.close()
+        finally:
+            for subscription in self._subscriptions.values():
+                subscription.queue = None
+                subscription.consumer_tag = None
+                subscription.worker = None
+            self._session = None
+            self._closing = False
+
+    async def _stop_consuming(self, subscription: _Subscription) -> None:
+        if subscription.queue is not None and subscription.consumer_tag is not None:
+            try:
+                await subscription.queue.cancel(subscription.consumer_tag)
+            except Exception as error:
+                log.warning("broker.cancel_failed", consumer=subscription.consumer, error=_describe(error))
+        # Wakes a worker waiting on an empty inbox so it can see that the broker is closing.
+        subscription.inbox.put_nowait(None)
+
+    async def _work(self, subscription: _Subscription) -> None:
+        while True:
+            message = await subscription.inbox.get()
+            if message is None or self._closing:
+                return
+            try:
+                await self._handle(subscription, message)
+            except Exception as error:
+                log.exception(
+                    "broker.settle_failed",
+                    consumer=subscription.consumer,
+                    message_id=message.message_id,
+                    error=_describe(error),
+                )
+                await _requeue_quietly(message)
+
+    async def _handle(self, subscription: _Subscription, message: AbstractIncomingMessage) -> None:
+        attempt = _attempt(message)
+        try:
+            event = CloudEvent.model_validate_json(message.body)
+        except ValidationError as error:
+            await self._dead_letter(subscription, message, _describe_invalid(error), attempt)
+            return
+        try:
+            await subscription.handler(event)
+        except Exception as error:
+            if attempt >= self._delivery_limit:
+                await self._dead_letter(subscription, message, _describe(error), attempt)
+                return
+            log.warning(
+                "broker.handler_failed",
+                consumer=subscription.consumer,
+                message_id=message.message_id,
+                event_type=event.type,
+                attempt=attempt,
+                delivery_limit=self._delivery_limit,
+                error=_describe(error),
+            )
+            await message.nack(requeue=True)
+            return
+        await message.ack()
+
+    async def _dead_letter(
+        self, subscription: _Subscription, message: AbstractIncomingMessage, reason: str, attempts: int
+    ) -> None:
+        session = self._require_session()
+        headers = _without_delivery_history(message.headers)
+        headers.update(
+            {
+                _ERROR_HEADER: reason,
+                _ATTEMPTS_HEADER: attempts,
+                _CONSUMER_HEADER: subscription.consumer,
+                _DEAD_LETTERED_AT_HEADER: utcnow().isoformat(),
+                # A replayed copy arrives through the default exchange; keep the routing key it was published with.
+                _ROUTING_KEY_HEADER: _original_routing_key(message),
+            }
+        )
+        await _publish_routed(
+            session.dead_letter_exchange, _copy(message, headers), routing_key=subscription.consumer
+        )
+        await message.ack()
+        log.error(
+            "broker.dead_lettered",
+            consumer=subscription.consumer,
+            message_id=message.message_id,
+            routing_key=headers[_ROUTING_KEY_HEADER],
+            attempts=attempts,
+            reason=reason,
+        )
+
+    async def _browse(self, session: _Session, consumer: str) -> list[DeadLetter]:
+        # basic.get without ack, then closing the channel, puts every browsed message back.
+        channel = await session.connection.channel(publisher_confirms=False)
+        try:
+            queue = await _existing_queue(channel, self.dead_queue_name(consumer))
+            if queue is None:
+                return []
+            letters: list[DeadLetter] = []
+            while (message := await queue.get(no_ack=False, fail=False)) is not None:
+                letters.append(self._to_dead_letter(consumer, message))
+            return letters
+        finally:
+            await _close_quietly(channel)
+
+    def _to_dead_letter(self, consumer: str, message: AbstractIncomingMessage) -> DeadLetter:
+        headers = message.headers or {}
+        death = _latest_death(headers)
+        key = _message_key(message)
+        reason = headers.get(_ERROR_HEADER) or death.get("reason") or headers.get("x-first-death-reason")
+        return DeadLetter(
+            id=key,
+            consumer=consumer,
+            event=_event_or_placeholder(key, message),
+            reason=str(reason or "unknown"),
+            attempts=self._attempts(headers, str(reason)),
+            dead_lettered_at=_dead_lettered_at(headers, death, message),
+        )
+
+    def _attempts(self, headers: HeadersType, reason: str) -> int:
+        recorded = headers.get(_ATTEMPTS_HEADER)
+        if isinstance(recorded, int):
+            return recorded
+        # A quorum queue dead-letters once the delivery count exceeds the limit: limit + 1 deliveries.
+        if reason == "delivery_limit":
+            return self._delivery_limit + 1
+        return 0
+
+
+def _outgoing(event: CloudEvent) -> aio_pika.Message:
+    return aio_pika.Message(
+        event.model_dump_json().encode(),
+        content_type=CONTENT_TYPE,
+        message_id=event.id,
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        timestamp=event.time,
+        type=event.type,
+        correlation_id=event.correlationid,
+    )
+
+
+def _copy(message: AbstractIncomingMessage, headers: HeadersType) -> aio_pika.Message:
+    return aio_pika.Message(
+        message.body,
+        headers=headers,
+        content_type=message.content_type,
+        content_encoding=message.content_encoding,
+        message_id=_message_key(message),
+        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
+        timestamp=message.timestamp,
+        type=message.type,
+        correlation_id=message.correlation_id,
+        app_id=message.app_id,
+    )
+
+
+async def _publish_routed(exchange: AbstractExchange, message: aio_pika.Message, routing_key: str) -> None:
+    """Publish with confirm and mandatory routing, because the caller acks the original right after."""
+    result = await exchange.publish(message, routing_key=routing_key, mandatory=True)
+    if not isinstance(result, aiormq.spec.Basic.Ack):
+        raise UnroutableMessage(exchange.name, routing_key)
+
+
+async def _existing_queue(channel: AbstractChannel, name: str) -> AbstractQueue | None:
+    try:
+        return await channel.get_queue(name, ensure=True)
+    except aiormq.exceptions.ChannelNotFoundEntity:
+        return None
+
+
+async def _close_quietly(channel: AbstractChannel) -> None:
+    if channel.is_closed:
+        return
+    try:
+        await channel.close()
+    except Exception as error:
+        log.warning("broker.channel_close_failed", error=_describe(error))
+
+
+async def _requeue_quietly(message: AbstractIncomingMessage) -> None:
+    # If the channel is gone the broker has already requeued the message, so there is nothing left to do.
+    try:
+        await message.nack(requeue=True)
+    except Exception as error:
+        log.debug("broker.requeue_skipped", message_id=message.message_id, error=_describe(error))
+
+
+def _attempt(message: AbstractIncomingMessage) -> int:
+    count = (message.headers or {}).get("x-delivery-count")
+    return count + 1 if isinstance(count, int) else 1
+
+
+def _message_key(message: AbstractIncomingMessage) -> str:
+    # A message published without an id still needs a stable handle for listing and replay.
+    if message.message_id:
+        return message.message_id
+    return "sha256:" + hashlib.sha256(message.body).hexdigest()[:32]
+
+
+def _without_delivery_history(headers: HeadersType | None) -> HeadersType:
+    """Drop the headers that count or explain past deliveries, so a copy starts afresh; keep where it came from."""
+    return {
+        name: value
+        for name, value in (headers or {}).items()
+        if name not in {"x-delivery-count", "x-death"}
+        and not name.startswith(("x-first-death-", "x-last-death-", "x-doorstep-"))
+    } | _routing_key_header(headers)
+
+
+def _routing_key_header(headers: HeadersType | None) -> HeadersType:
+    routing_key = (headers or {}).get(_ROUTING_KEY_HEADER)
+    return {_ROUTING_KEY_HEADER: routing_key} if isinstance(routing_key, str) else {}
+
+
+def _original_routing_key(message: AbstractIncomingMessage) -> str:
+    recorded = (message.headers or {}).get(_ROUTING_KEY_HEADER)
+    return recorded if isinstance(recorded, str) else message.routing_key or ""
+
+
+def _latest_death(headers: HeadersType) -> dict[str, Any]:
+    deaths = headers.get("x-death")
+    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
+        return deaths[0]
+    return {}
+
+
+def _dead_lettered_at(
+    headers: HeadersType, death: dict[str, Any], message: AbstractIncomingMessage
+) -> datetime:
+    recorded = headers.get(_DEAD_LETTERED_AT_HEADER)
+    if isinstance(recorded, str):
+        try:
+            return datetime.fromisoformat(recorded)
+        except ValueError:
+            pass
+    died = death.get("time")
+    if isinstance(died, datetime):
+        return died
+    if isinstance(message.timestamp, datetime):
+        return message.timestamp
+    return utcnow()
+
+
+def _event_or_placeholder(key: str, message: AbstractIncomingMessage) -> CloudEvent:
+    try:
+        return CloudEvent.model_validate_json(message.body)
+    except ValidationError:
+        routing_key = (message.headers or {}).get(_ROUTING_KEY_HEADER)
+        return CloudEvent(
+            id=key,
+            source="urn:doorstep:broker",
+            type=UNREADABLE_EVENT_TYPE,
+            tenantid="",
+            data={
+                "routing_key": routing_key if isinstance(routing_key, str) else None,
+                "body": message.body.decode("utf-8", errors="replace"),
+            },
+        )
+
+
+def _describe_invalid(error: ValidationError) -> str:
+    problems = "; ".join(
+        f"{'.'.join(str(part) for part in problem['loc']) or 'body'}: {problem['msg']}"
+        for problem in error.errors(include_url=False, include_input=False)
+    )
+    return _truncate(f"malformed CloudEvent: {problems}")
+
+
+def _describe(error: BaseException) -> str:
+    return _truncate(f"{type(error).__name__}: {error}")
+
+
+def _truncate(text: str) -> str:
+    return text if len(text) <= _MAX_ERROR_LENGTH else text[: _MAX_ERROR_LENGTH - 1] + "…"

@@ -1,0 +1,1 @@
+"""Integrations: partner platforms in, (later) status webhooks and couriers out."""

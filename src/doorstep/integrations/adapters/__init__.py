@@ -1,0 +1,1 @@
+"""Integrations adapters: the outside world behind the ports in `doorstep.integrations.ports`."""

@@ -1,0 +1,26 @@
+"""Inbound partner platforms by the name used in webhook URLs."""
+
+from __future__ import annotations
+
+from doorstep.integrations.adapters.platforms.doorstep_json import DoorstepAdapter
+from doorstep.integrations.adapters.platforms.shopify import ShopifyAdapter
+from doorstep.integrations.ports import PlatformAdapter
+
+
+class UnknownPlatform(LookupError):
+    """No adapter is registered under that platform name."""
+
+    def __init__(self, name: str) -> None:
+        super().__init__(f"unknown platform {name!r}; known: {', '.join(sorted(PLATFORMS))}")
+        self.name = name
+
+
+PLATFORMS: dict[str, PlatformAdapter] = {"doorstep": DoorstepAdapter(), "shopify": ShopifyAdapter()}
+
+
+def platform_adapter(name: str) -> PlatformAdapter:
+    """The adapter for `name` as it appears in `/v1/integrations/webhooks/{platform}/...`."""
+    try:
+        return PLATFORMS[name]
+    except KeyError:
+        raise UnknownPlatform(name) from None

@@ -1,0 +1,26 @@
+"""Events the integrations service reacts to, each turned into a command."""
+
+from __future__ import annotations
+
+from doorstep.contracts.orders import OrderCreated
+from doorstep.integrations.domain.commands import LinkOrder
+from doorstep.kernel.bus import MessageBus
+from doorstep.kernel.messages import CloudEvent
+from doorstep.kernel.service import Subscription
+
+
+def subscriptions(bus: MessageBus) -> list[Subscription]:
+    async def on_order_created(envelope: CloudEvent) -> None:
+        event = envelope.payload()
+        assert isinstance(event, OrderCreated)
+        await bus.handle(
+            LinkOrder(
+                tenant_id=envelope.tenantid,
+                order_id=event.order.id,
+                source=event.order.source,
+                external_id=event.order.external_id,
+            ),
+            causing_message=envelope,
+        )
+
+    return [Subscription((OrderCreated.event_type,), on_order_created)]

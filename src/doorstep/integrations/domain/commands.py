@@ -1,0 +1,33 @@
+from typing import Any
+
+from doorstep.kernel.messages import Command
+
+
+class OpenConnection(Command):
+    tenant_id: str
+    platform: str
+    settings: dict[str, Any] = {}
+    secret: str | None = None
+
+
+class ReceiveWebhook(Command):
+    platform: str
+    token: str
+    headers: dict[str, str]
+    body: bytes
+
+
+class ReplayDelivery(Command):
+    """Map a stored delivery again (after a mapper fix or a settings change)."""
+
+    tenant_id: str
+    delivery_id: str
+
+
+class LinkOrder(Command):
+    """Remember which Doorstep order a platform's order became."""
+
+    tenant_id: str
+    order_id: str
+    source: str
+    external_id: str | None

@@ -1,0 +1,59 @@
+"""Read-side queries of the integrations service."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import Select, select
+
+from doorstep.infra.database import Database
+from doorstep.integrations.adapters.repositories import connection_from_row, delivery_from_row
+from doorstep.integrations.adapters.tables import connections, inbound_deliveries
+from doorstep.integrations.domain.model import Connection, DeliveryStatus, InboundDelivery
+from doorstep.kernel.pagination import decode_cursor, encode_cursor
+
+
+async def list_connections(database: Database, *, tenant_id: str) -> list[Connection]:
+    async with database.reader() as session:
+        rows = await session.execute(
+            select(connections).where(connections.c.tenant_id == tenant_id).order_by(connections.c.id)
+        )
+        return [connection_from_row(row) for row in rows]
+
+
+async def get_delivery(database: Database, *, tenant_id: str, delivery_id: str) -> InboundDelivery | None:
+    async with database.reader() as session:
+        row = (
+            await session.execute(
+                select(inbound_deliveries).where(
+                    inbound_deliveries.c.tenant_id == tenant_id, inbound_deliveries.c.id == delivery_id
+                )
+            )
+        ).first()
+    return delivery_from_row(row) if row else None
+
+
+async def list_deliveries(
+    database: Database,
+    *,
+    tenant_id: str,
+    status: DeliveryStatus | None = None,
+    connection_id: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> tuple[list[InboundDelivery], str | None]:
+    """Newest first, with the cursor of the next page."""
+    query: Select[Any] = select(inbound_deliveries).where(inbound_deliveries.c.tenant_id == tenant_id)
+    if status is not None:
+        query = query.where(inbound_deliveries.c.status == status.value)
+    if connection_id is not None:
+        query = query.where(inbound_deliveries.c.connection_id == connection_id)
+    if cursor:
+        query = query.where(inbound_deliveries.c.id < str(decode_cursor(cursor).get("before", "")))
+    query = query.order_by(inbound_deliveries.c.id.desc()).limit(limit + 1)
+    async with database.reader() as session:
+        rows = (await session.execute(query)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    next_cursor = encode_cursor({"before": rows[-1].id}) if more and rows else None
+    return [delivery_from_row(row) for row in rows], next_cursor

@@ -1,0 +1,1 @@
+"""The platform kernel: shared building blocks that know no service."""

@@ -1,0 +1,42 @@
+"""Who is calling: the principal every request acts as, resolved from its bearer credential."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Annotated, Protocol
+
+from fastapi import Depends, Request
+
+from doorstep.kernel.errors import Unauthenticated
+
+
+@dataclass(frozen=True, slots=True)
+class Principal:
+    tenant_id: str
+    subject: str
+    kind: str
+    scopes: frozenset[str] = frozenset()
+
+    @property
+    def actor(self) -> str:
+        """How the status history and audit trail name this caller."""
+        return f"{self.kind}:{self.subject}"
+
+
+class Authenticator(Protocol):
+    async def authenticate(self, credential: str) -> Principal | None: ...
+
+
+async def current_principal(request: Request) -> Principal:
+    header = request.headers.get("authorization", "")
+    scheme, _, credential = header.partition(" ")
+    if scheme.lower() != "bearer" or not credential.strip():
+        raise Unauthenticated("send `Authorization: Bearer <api key>`")
+    authenticator: Authenticator = request.app.state.authenticator
+    principal = await authenticator.authenticate(credential.strip())
+    if principal is None:
+        raise Unauthenticated("the credential is unknown, revoked or expired")
+    return principal
+
+
+Authenticated = Annotated[Principal, Depends(current_principal)]

@@ -1,0 +1,139 @@
+"""The unit of work: one transaction that holds the state change, its outbox events and its inbox mark."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from types import TracebackType
+from typing import Self
+
+from sqlalchemy import Table, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from doorstep.kernel import context
+from doorstep.kernel.aggregate import Aggregate
+from doorstep.kernel.clock import utcnow
+from doorstep.kernel.messages import CloudEvent, Event
+
+
+class SqlUnitOfWork:
+    """Open with `async with`; nothing is kept unless `commit()` is called inside the block.
+
+    Subclasses add their repositories in `_open` and list them in `_tracked`.
+    """
+
+    def __init__(
+        self,
+        *,
+        session_factory: async_sessionmaker[AsyncSession],
+        service: str,
+        outbox: Table,
+        inbox: Table,
+        notify_channel: str | None = None,
+        after_commit: Callable[[], None] = lambda: None,
+        causing_message: CloudEvent | None = None,
+    ) -> None:
+        self._session_factory = session_factory
+        self._source = f"/doorstep/{service}"
+        self._outbox = outbox
+        self._inbox = inbox
+        self._notify_channel = notify_channel
+        self._after_commit = after_commit
+        self.causing_message = causing_message
+        self._pending: list[CloudEvent] = []
+        self._session: AsyncSession | None = None
+
+    @property
+    def session(self) -> AsyncSession:
+        if self._session is None:
+            raise RuntimeError("the unit of work is not open: use `async with uow:`")
+        return self._session
+
+    async def __aenter__(self) -> Self:
+        self._session = self._session_factory()
+        self._pending = []
+        self._open(self._session)
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        session, self._session = self.session, None
+        try:
+            if session.in_transaction():
+                await session.rollback()
+        finally:
+            await session.close()
+
+    def _open(self, session: AsyncSession) -> None:
+        """Build repositories on the new session."""
+
+    def _tracked(self) -> Iterable[Aggregate]:
+        """Aggregates loaded or added in this unit of work, whose events are collected at commit."""
+        return ()
+
+    def emit(self, event: Event, *, tenant_id: str) -> CloudEvent:
+        """Queue an event for the outbox of this transaction."""
+        causing = self.causing_message
+        envelope = CloudEvent.wrap(
+            event,
+            source=self._source,
+            tenant_id=tenant_id,
+            correlation_id=context.correlation_id.get() or (causing.correlationid if causing else None),
+            causation_id=causing.id if causing else context.causation_id.get(),
+        )
+        self._pending.append(envelope)
+        return envelope
+
+    async def already_handled(self) -> bool:
+        """True when the causing message was handled before (its id is in the inbox)."""
+        if self.causing_message is None:
+            return False
+        found = await self.session.scalar(
+            select(self._inbox.c.message_id).where(self._inbox.c.message_id == self.causing_message.id)
+        )
+        return found is not None
+
+    async def commit(self) -> list[CloudEvent]:
+        for aggregate in self._tracked():
+            while aggregate.events:
+                self.emit(aggregate.events.pop(0), tenant_id=aggregate.tenant_id)
+        session = self.session
+        now = utcnow()
+        if self.causing_message is not None:
+            await session.execute(
+                insert(self._inbox).values(
+                    message_id=self.causing_message.id,
+                    type=self.causing_message.type,
+                    tenant_id=self.causing_message.tenantid,
+                    handled_at=now,
+                )
+            )
+        published = self._pending
+        if published:
+            await session.execute(
+                insert(self._outbox),
+                [
+                    {
+                        "id": envelope.id,
+                        "type": envelope.type,
+                        "tenant_id": envelope.tenantid,
+                        "envelope": envelope.model_dump_json(),
+                        "created_at": now,
+                    }
+                    for envelope in published
+                ],
+            )
+            if self._notify_channel is not None:
+                # NOTIFY is transactional: the relay wakes only once these rows are visible.
+                await session.execute(
+                    text("SELECT pg_notify(:channel, '')"), {"channel": self._notify_channel}
+                )
+        await session.commit()
+        self._pending = []
+        if published:
+            self._after_commit()
+        return published
+
+    async def rollback(self) -> None:
+        self._pending = []
+        await self.session.rollback()

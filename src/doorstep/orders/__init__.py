@@ -1,0 +1,1 @@
+"""Orders: intake from every channel, the lifecycle, the status history."""

@@ -1,0 +1,167 @@
+"""Orders HTTP API."""
+
+from __future__ import annotations
+
+import hashlib
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, File, Header, Query, Request, Response, UploadFile
+from pydantic import BaseModel, ConfigDict, Field
+
+from doorstep.contracts.orders import Customer, Item, OrderDraft, OrderStatus, Payment, Stop
+from doorstep.kernel.auth import Authenticated
+from doorstep.kernel.errors import InvalidInput
+from doorstep.kernel.pagination import Page
+from doorstep.kernel.service import Service
+from doorstep.orders import views
+from doorstep.orders.domain.commands import AmendOrder, ChangeOrderStatus, PlaceOrder
+from doorstep.orders.domain.errors import OrderNotFound
+from doorstep.orders.handlers import Placement
+from doorstep.orders.importing import ImportReport, import_csv
+
+router = APIRouter(prefix="/v1/orders", tags=["orders"])
+
+
+def _service(request: Request) -> Service:
+    service: Service = request.app.state.services["orders"]
+    return service
+
+
+OrdersService = Annotated[Service, Depends(_service)]
+
+
+class StatusChangeIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    status: OrderStatus
+    reason: str | None = Field(default=None, max_length=500)
+
+
+class OrderPatch(BaseModel):
+    """Only the fields sent change; each may change only while the order's status allows it."""
+
+    model_config = ConfigDict(extra="forbid")
+    merchant_id: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    pickup: Stop | None = None
+    dropoff: Stop | None = None
+    customer: Customer | None = None
+    items: list[Item] | None = Field(default=None, min_length=1, max_length=500)
+    tip: int | None = Field(default=None, ge=0, le=10**12)
+    delivery_fee: int | None = Field(default=None, ge=0, le=10**12)
+    notes: str | None = Field(default=None, max_length=2000)
+    payment: Payment | None = None
+
+
+_NULLABLE = {"merchant_id", "notes"}
+
+
+def _json(body: str, status_code: int, **headers: str) -> Response:
+    return Response(content=body, status_code=status_code, media_type="application/json", headers=headers)
+
+
+@router.post(
+    "",
+    status_code=201,
+    response_model=views.OrderDetail,
+    summary="Place an order",
+    responses={200: {"description": "An order with this external_id exists already; it is returned."}},
+)
+async def place_order(
+    draft: OrderDraft,
+    principal: Authenticated,
+    service: OrdersService,
+    idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
+) -> Response:
+    request_hash = hashlib.sha256(draft.model_dump_json().encode()).hexdigest() if idempotency_key else None
+    placement: Placement = await service.bus.handle(
+        PlaceOrder(
+            tenant_id=principal.tenant_id,
+            source="api",
+            draft=draft,
+            actor=principal.actor,
+            idempotency_key=idempotency_key,
+            request_hash=request_hash,
+        )
+    )
+    return _json(placement.body, placement.status_code)
+
+
+@router.get("", response_model=Page[views.OrderView], summary="List orders, newest first")
+async def list_orders(
+    principal: Authenticated,
+    service: OrdersService,
+    status: Annotated[list[OrderStatus] | None, Query(description="Repeat to match any of several")] = None,
+    source: Annotated[str | None, Query(max_length=50)] = None,
+    merchant_id: Annotated[str | None, Query(max_length=100)] = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    q: Annotated[
+        str | None, Query(min_length=1, max_length=200, description="Customer or address text")
+    ] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Response:
+    page = await views.list_orders(
+        service.database,
+        tenant_id=principal.tenant_id,
+        statuses=status or (),
+        source=source,
+        merchant_id=merchant_id,
+        created_from=created_from,
+        created_to=created_to,
+        text=q,
+        limit=limit,
+        cursor=cursor,
+    )
+    return _json(page.model_dump_json(), 200)
+
+
+@router.get("/{order_id}", response_model=views.OrderDetail, summary="One order with its status history")
+async def get_order(order_id: str, principal: Authenticated, service: OrdersService) -> Response:
+    order = await views.get_order(service.database, tenant_id=principal.tenant_id, order_id=order_id)
+    if order is None:
+        raise OrderNotFound(f"there is no order {order_id}")
+    return _json(order.model_dump_json(), 200)
+
+
+@router.patch("/{order_id}", response_model=views.OrderDetail, summary="Change fields that may still change")
+async def amend_order(
+    order_id: str, patch: OrderPatch, principal: Authenticated, service: OrdersService
+) -> Response:
+    changes: dict[str, Any] = {}
+    for name in patch.model_fields_set:
+        value = getattr(patch, name)
+        if value is None and name not in _NULLABLE:
+            raise InvalidInput(f"{name} cannot be null", field=name)
+        changes[name] = value
+    order: views.OrderDetail = await service.bus.handle(
+        AmendOrder(tenant_id=principal.tenant_id, order_id=order_id, changes=changes, actor=principal.actor)
+    )
+    return _json(order.model_dump_json(), 200)
+
+
+@router.post(
+    "/{order_id}/status", response_model=views.OrderDetail, summary="Move an order along its lifecycle"
+)
+async def change_status(
+    order_id: str, body: StatusChangeIn, principal: Authenticated, service: OrdersService
+) -> Response:
+    order: views.OrderDetail = await service.bus.handle(
+        ChangeOrderStatus(
+            tenant_id=principal.tenant_id,
+            order_id=order_id,
+            status=body.status,
+            reason=body.reason,
+            actor=principal.actor,
+        )
+    )
+    return _json(order.model_dump_json(), 200)
+
+
+@router.post("/import", summary="Import orders from a CSV file")
+async def import_orders(
+    principal: Authenticated,
+    service: OrdersService,
+    file: Annotated[UploadFile, File(description="UTF-8 CSV with a header row")],
+) -> ImportReport:
+    return await import_csv(file.file, bus=service.bus, tenant_id=principal.tenant_id, actor=principal.actor)

@@ -1,0 +1,27 @@
+"""Events the orders service reacts to, each turned into a command."""
+
+from __future__ import annotations
+
+from doorstep.contracts.integrations import OrderReceived
+from doorstep.kernel.bus import MessageBus
+from doorstep.kernel.messages import CloudEvent
+from doorstep.kernel.service import Subscription
+from doorstep.orders.domain.commands import PlaceOrder
+
+
+def subscriptions(bus: MessageBus) -> list[Subscription]:
+    async def on_order_received(envelope: CloudEvent) -> None:
+        event = envelope.payload()
+        assert isinstance(event, OrderReceived)
+        draft = event.draft.model_copy(update={"external_id": event.external_id})
+        await bus.handle(
+            PlaceOrder(
+                tenant_id=envelope.tenantid,
+                source=event.platform,
+                draft=draft,
+                actor=f"connection:{event.connection_id}",
+            ),
+            causing_message=envelope,
+        )
+
+    return [Subscription((OrderReceived.event_type,), on_order_received)]

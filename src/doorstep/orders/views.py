@@ -1,0 +1,125 @@
+"""Read-side queries of the orders service and the shapes the API answers with."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+from pydantic import BaseModel
+from sqlalchemy import Select, or_, select
+
+from doorstep.contracts.orders import OrderSnapshot, OrderStatus
+from doorstep.infra.database import Database
+from doorstep.kernel.pagination import Page, decode_cursor, encode_cursor
+from doorstep.orders.adapters.repositories import history_from_row, order_from_row
+from doorstep.orders.adapters.tables import order_status_history, orders
+from doorstep.orders.domain.model import Order, StatusChange
+
+
+class StatusChangeView(BaseModel):
+    from_status: OrderStatus | None
+    status: OrderStatus
+    actor: str
+    reason: str | None
+    at: datetime
+
+
+class OrderView(OrderSnapshot):
+    allowed_statuses: list[OrderStatus]
+
+
+class OrderDetail(OrderView):
+    status_history: list[StatusChangeView]
+
+
+def order_view(order: Order) -> OrderView:
+    return OrderView(
+        **order.snapshot().model_dump(), allowed_statuses=sorted(order.allowed_statuses, key=_status_order)
+    )
+
+
+def order_detail(order: Order) -> OrderDetail:
+    return OrderDetail(
+        **order_view(order).model_dump(),
+        status_history=[_change_view(change) for change in order.history],
+    )
+
+
+def _change_view(change: StatusChange) -> StatusChangeView:
+    return StatusChangeView(
+        from_status=change.from_status,
+        status=change.to_status,
+        actor=change.actor,
+        reason=change.reason,
+        at=change.at,
+    )
+
+
+def _status_order(status: OrderStatus) -> int:
+    return list(OrderStatus).index(status)
+
+
+async def get_order(database: Database, *, tenant_id: str, order_id: str) -> OrderDetail | None:
+    async with database.reader() as session:
+        row = (
+            await session.execute(
+                select(orders).where(orders.c.tenant_id == tenant_id, orders.c.id == order_id)
+            )
+        ).first()
+        if row is None:
+            return None
+        history = await session.execute(
+            select(order_status_history)
+            .where(order_status_history.c.tenant_id == tenant_id, order_status_history.c.order_id == order_id)
+            .order_by(order_status_history.c.seq)
+        )
+        return order_detail(order_from_row(row, [history_from_row(change) for change in history]))
+
+
+async def list_orders(
+    database: Database,
+    *,
+    tenant_id: str,
+    statuses: Sequence[OrderStatus] = (),
+    source: str | None = None,
+    merchant_id: str | None = None,
+    created_from: datetime | None = None,
+    created_to: datetime | None = None,
+    text: str | None = None,
+    limit: int = 50,
+    cursor: str | None = None,
+) -> Page[OrderView]:
+    """Newest first. The cursor holds the last id seen; ids sort by creation time (UUIDv7)."""
+    query: Select[Any] = select(orders).where(orders.c.tenant_id == tenant_id)
+    if statuses:
+        query = query.where(orders.c.status.in_([status.value for status in statuses]))
+    if source:
+        query = query.where(orders.c.source == source)
+    if merchant_id:
+        query = query.where(orders.c.merchant_id == merchant_id)
+    if created_from:
+        query = query.where(orders.c.created_at >= created_from)
+    if created_to:
+        query = query.where(orders.c.created_at < created_to)
+    if text:
+        pattern = "%" + text.lower().replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        columns = (
+            orders.c.customer_name,
+            orders.c.customer_phone,
+            orders.c.customer_email,
+            orders.c.pickup_address,
+            orders.c.dropoff_address,
+        )
+        query = query.where(or_(*(column.ilike(pattern, escape="\\") for column in columns)))
+    if cursor:
+        position = decode_cursor(cursor)
+        query = query.where(orders.c.id < str(position.get("before", "")))
+    query = query.order_by(orders.c.id.desc()).limit(limit + 1)
+    async with database.reader() as session:
+        rows = (await session.execute(query)).all()
+    more = len(rows) > limit
+    rows = rows[:limit]
+    items = [order_view(order_from_row(row, [])) for row in rows]
+    next_cursor = encode_cursor({"before": rows[-1].id}) if more and rows else None
+    return Page[OrderView](items=items, next_cursor=next_cursor)

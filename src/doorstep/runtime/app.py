@@ -1,0 +1,116 @@
+"""One ASGI app for a set of services: the all-in-one process, or one service per process."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import timedelta
+
+import httpx
+import structlog
+from fastapi import FastAPI
+
+from doorstep.infra.identity_client import HttpAuthenticator
+from doorstep.infra.outbox_relay import OutboxRelay
+from doorstep.kernel import context
+from doorstep.kernel.broker import Broker, EventHandler, topic_matches
+from doorstep.kernel.http import create_app
+from doorstep.kernel.messages import CloudEvent
+from doorstep.kernel.service import Service
+from doorstep.kernel.settings import Settings
+from doorstep.runtime.services import migrate
+
+log = structlog.get_logger()
+
+
+def build_app(
+    settings: Settings, services: Sequence[Service], broker: Broker, *, run_migrations: bool = True
+) -> FastAPI:
+    names = [service.name for service in services]
+    relays = [
+        OutboxRelay(
+            database=service.database,
+            outbox=service.outbox,
+            broker=broker,
+            batch_size=settings.relay_batch_size,
+            poll_seconds=settings.relay_poll_seconds,
+            retention=timedelta(hours=settings.outbox_retention_hours),
+        )
+        for service in services
+    ]
+    for service, relay in zip(services, relays, strict=True):
+        service.outbox_signal.connect(relay.wake)
+        if service.subscriptions:
+            patterns = [pattern for sub in service.subscriptions for pattern in sub.patterns]
+            broker.subscribe(service.name, patterns, _dispatcher(service))
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        if run_migrations:
+            await migrate(services)
+        client = _identity_client(settings, app if "identity" in names else None)
+        authenticator = HttpAuthenticator(client, cache_seconds=settings.api_key_cache_seconds)
+        app.state.authenticator = authenticator
+        await broker.start()
+        for relay in relays:
+            await relay.start()
+        log.info("doorstep_started", services=names, broker=settings.broker_url.split("@")[-1])
+        try:
+            yield
+        finally:
+            for relay in relays:
+                await relay.stop()
+            await broker.close()
+            await authenticator.close()
+            for service in services:
+                await service.database.dispose()
+
+    readiness = {f"{service.name}_database": service.database.ping for service in services}
+    readiness["broker"] = broker.ping
+    app = create_app(
+        service="+".join(names),
+        routers=[router for service in services for router in service.routers],
+        lifespan=lifespan,
+        readiness=readiness,
+        description=DESCRIPTION,
+    )
+    app.state.services = {service.name: service for service in services}
+    app.state.public_url = settings.public_url
+    app.state.broker = broker
+    app.state.relays = relays
+    return app
+
+
+def _identity_client(settings: Settings, local_app: FastAPI | None) -> httpx.AsyncClient:
+    if local_app is not None:
+        # Same client, same code path as across the network; only the socket is missing.
+        return httpx.AsyncClient(
+            transport=httpx.ASGITransport(app=local_app), base_url="http://identity.local"
+        )
+    if not settings.identity_url:
+        raise RuntimeError("set DOORSTEP_IDENTITY_URL: this process does not run the identity service")
+    return httpx.AsyncClient(base_url=settings.identity_url, timeout=5.0)
+
+
+def _dispatcher(service: Service) -> EventHandler:
+    async def dispatch(envelope: CloudEvent) -> None:
+        correlation = context.correlation_id.set(envelope.correlationid or envelope.id)
+        structlog.contextvars.bind_contextvars(event_id=envelope.id, event_type=envelope.type)
+        try:
+            for subscription in service.subscriptions:
+                if any(topic_matches(pattern, envelope.type) for pattern in subscription.patterns):
+                    await subscription.handler(envelope)
+        finally:
+            structlog.contextvars.unbind_contextvars("event_id", "event_type")
+            context.correlation_id.reset(correlation)
+
+    return dispatch
+
+
+DESCRIPTION = """
+Doorstep takes an order from wherever it is placed to the customer's door.
+
+Authenticate with `Authorization: Bearer <api key>` (`doorstep tenant create NAME` prints one).
+Errors are RFC 9457 problem details (`application/problem+json`) with a stable `type`.
+Lists use cursor pagination: pass `next_cursor` back as `cursor`.
+"""

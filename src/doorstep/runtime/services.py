@@ -1,0 +1,49 @@
+"""Which services exist and how to build them; the composition root may import every service."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+from doorstep.identity import bootstrap as identity
+from doorstep.infra.memory_broker import MemoryBroker
+from doorstep.infra.migrations import upgrade
+from doorstep.infra.rabbitmq import RabbitMQBroker
+from doorstep.integrations import bootstrap as integrations
+from doorstep.kernel.broker import Broker
+from doorstep.kernel.service import Service
+from doorstep.kernel.settings import SERVICES, Settings
+from doorstep.orders import bootstrap as orders
+
+BUILDERS: dict[str, Callable[[Settings], Service]] = {
+    identity.NAME: identity.build,
+    orders.NAME: orders.build,
+    integrations.NAME: integrations.build,
+}
+assert tuple(BUILDERS) == SERVICES
+
+
+def build_services(settings: Settings, names: Sequence[str] = SERVICES) -> list[Service]:
+    return [BUILDERS[name](settings) for name in names]
+
+
+def make_broker(settings: Settings) -> Broker:
+    url = settings.broker_url
+    if url.startswith("memory"):
+        settings.data_dir.mkdir(parents=True, exist_ok=True)
+        return MemoryBroker(
+            dead_letter_url=f"sqlite+aiosqlite:///{settings.data_dir / 'events.db'}",
+            delivery_limit=settings.broker_delivery_limit,
+        )
+    if url.startswith(("amqp://", "amqps://")):
+        return RabbitMQBroker(
+            url,
+            exchange=settings.broker_exchange,
+            delivery_limit=settings.broker_delivery_limit,
+            known_consumers=SERVICES,
+        )
+    raise ValueError(f"DOORSTEP_BROKER_URL must be memory:// or amqp://..., not {url!r}")
+
+
+async def migrate(services: Sequence[Service]) -> None:
+    for service in services:
+        await upgrade(service.database, service.migrations)

@@ -4,9 +4,13 @@ from __future__ import annotations
 
 import os
 import socket
+from collections.abc import AsyncIterator
+from pathlib import Path
 from urllib.parse import urlsplit
 
 import pytest
+
+from tests.platform import RunningPlatform, running_platform, scratch_postgres_database, settings_for
 
 POSTGRES_URL = os.environ.get(
     "DOORSTEP_TEST_POSTGRES_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
@@ -47,3 +51,17 @@ def rabbitmq_url() -> str:
 @pytest.fixture(scope="session")
 def redis_url() -> str:
     return require(REDIS_URL, "Redis")
+
+
+@pytest.fixture
+async def platform(tmp_path: Path) -> AsyncIterator[RunningPlatform]:
+    """The all-in-one platform on SQLite files in a temporary directory, with the in-memory broker."""
+    async with running_platform(settings_for(tmp_path)) as running:
+        yield running
+
+
+@pytest.fixture
+async def postgres_url(postgres_server_url: str) -> AsyncIterator[str]:
+    """A scratch PostgreSQL database for one test."""
+    async with scratch_postgres_database(postgres_server_url) as url:
+        yield url

@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     )
     broker_url: str = Field(default="memory://", description="memory:// or amqp://user:pass@host:port/vhost")
     broker_exchange: str = "doorstep.events"
+    broker_queue_prefix: str = Field(default="doorstep", description="Queues are <prefix>.<service>[.dead].")
     broker_delivery_limit: int = Field(default=5, ge=1, le=100)
     secret_key: SecretStr = SecretStr("dev-only-change-me")
     public_url: str = Field(default="http://127.0.0.1:8000", description="Where partners reach the gateway.")

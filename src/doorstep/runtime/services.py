@@ -38,6 +38,7 @@ def make_broker(settings: Settings) -> Broker:
         return RabbitMQBroker(
             url,
             exchange=settings.broker_exchange,
+            queue_prefix=settings.broker_queue_prefix,
             delivery_limit=settings.broker_delivery_limit,
             known_consumers=SERVICES,
         )

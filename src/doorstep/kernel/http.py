@@ -19,6 +19,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from doorstep import __version__
 from doorstep.kernel import context
+from doorstep.kernel.asyncapi import asyncapi_document
 from doorstep.kernel.errors import PROBLEM_BASE, DoorstepError
 from doorstep.kernel.ids import new_id
 
@@ -164,6 +165,10 @@ def _install_operational_routes(app: FastAPI) -> None:
             {"status": "ready" if ready else "unavailable", "checks": checks},
             status_code=200 if ready else 503,
         )
+
+    @app.get("/asyncapi.json", tags=["operations"], summary="AsyncAPI 3.0 document of the published events")
+    async def asyncapi() -> dict[str, Any]:
+        return asyncapi_document()
 
     @app.get("/metrics", tags=["operations"], summary="Prometheus metrics", include_in_schema=False)
     async def metrics() -> Response:

@@ -97,6 +97,24 @@ def migrate_command(
     _run(work)
 
 
+@app.command("docs")
+def docs(
+    out: Annotated[Path, typer.Option(help="Folder to write openapi.json and asyncapi.json into.")] = Path(
+        "docs"
+    ),
+) -> None:
+    """Write the OpenAPI (all-in-one) and AsyncAPI documents."""
+    from doorstep.kernel.asyncapi import asyncapi_document
+    from doorstep.runtime.app import build_app
+
+    settings = load_settings()
+    asgi = build_app(settings, build_services(settings), make_broker(settings))
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "openapi.json").write_text(json.dumps(asgi.openapi(), indent=2, ensure_ascii=False) + "\n")
+    (out / "asyncapi.json").write_text(json.dumps(asyncapi_document(), indent=2, ensure_ascii=False) + "\n")
+    console.print(f"Wrote {out / 'openapi.json'} and {out / 'asyncapi.json'}")
+
+
 @app.command("make-migration", hidden=True)
 def make_migration(
     service: Annotated[str, typer.Argument(help="The service whose tables changed.")],

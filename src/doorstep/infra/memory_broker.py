@@ -30,7 +30,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from doorstep.infra.database import sqlite_engine
-from doorstep.kernel.broker import DeadLetter, DeadLetterNotFound, EventHandler, topic_matches
+from doorstep.kernel.broker import DeadLetter, DeadLetterNotFound, EventHandler, retry_delay, topic_matches
 from doorstep.kernel.clock import utcnow
 from doorstep.kernel.messages import CloudEvent
 
@@ -61,8 +61,14 @@ class _Subscription:
 
 class MemoryBroker:
     def __init__(
-        self, *, dead_letter_url: str, delivery_limit: int = 5, replay_poll_seconds: float = 1.0
+        self,
+        *,
+        dead_letter_url: str,
+        delivery_limit: int = 5,
+        replay_poll_seconds: float = 1.0,
+        retry_backoff: float = 0.1,
     ) -> None:
+        self._retry_backoff = retry_backoff
         self._dead_letter_url = dead_letter_url
         self._delivery_limit = delivery_limit
         self._replay_poll_seconds = replay_poll_seconds
@@ -137,6 +143,8 @@ class MemoryBroker:
                     error=repr(error),
                 )
                 reason = repr(error)
+                if attempt < self._delivery_limit:
+                    await asyncio.sleep(retry_delay(self._retry_backoff, attempt))
         await self._dead_letter(subscription.consumer, event, reason[:2000], self._delivery_limit)
 
     async def _store(self) -> AsyncEngine:

@@ -22,7 +22,7 @@ from aio_pika.abc import (
 )
 from pydantic import ValidationError
 
-from doorstep.kernel.broker import DeadLetter, DeadLetterNotFound, EventHandler
+from doorstep.kernel.broker import DeadLetter, DeadLetterNotFound, EventHandler, retry_delay
 from doorstep.kernel.clock import utcnow
 from doorstep.kernel.messages import CloudEvent
 
@@ -83,6 +83,7 @@ class RabbitMQBroker:
         prefetch: int = 32,
         queue_prefix: str = "doorstep",
         known_consumers: Sequence[str] = (),
+        retry_backoff: float = 0.1,
     ) -> None:
         if delivery_limit < 1:
             raise ValueError("delivery_limit must be at least 1")
@@ -91,6 +92,7 @@ class RabbitMQBroker:
         self._url = url
         self._exchange_name = exchange
         self._delivery_limit = delivery_limit
+        self._retry_backoff = retry_backoff
         self._prefetch = prefetch
         self._queue_prefix = queue_prefix
         self._known_consumers = tuple(known_consumers)
@@ -323,6 +325,8 @@ class RabbitMQBroker:
                 delivery_limit=self._delivery_limit,
                 error=_describe(error),
             )
+            # A short, growing pause lets a passing fault (a database restart) clear before the next try.
+            await asyncio.sleep(retry_delay(self._retry_backoff, attempt))
             await message.nack(requeue=True)
             return
         await message.ack()

@@ -66,3 +66,8 @@ def _match(pattern: list[str], words: list[str]) -> bool:
     if not words:
         return False
     return (head == "*" or head == words[0]) and _match(rest, words[1:])
+
+
+def retry_delay(backoff: float, attempt: int, *, ceiling: float = 5.0) -> float:
+    """Seconds to wait after failed attempt number `attempt` (1-based): backoff, 2x, 4x, ... up to `ceiling`."""
+    return min(backoff * 2.0 ** (attempt - 1), ceiling)

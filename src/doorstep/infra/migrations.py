@@ -19,7 +19,11 @@ def alembic_config(script_location: Path) -> Config:
 
 
 async def upgrade(database: Database, script_location: Path, revision: str = "head") -> None:
-    """Bring a service's database to `revision`, creating its PostgreSQL schema first if needed."""
+    """Bring a service's database to `revision`, creating its PostgreSQL schema first if needed.
+
+    Safe across processes (an advisory lock), but run services one after another within a process:
+    Alembic's `op` and `context` are process globals, so concurrent upgrades in one process collide.
+    """
     config = alembic_config(script_location)
     lock_name = {"name": f"doorstep.migrate.{database.schema}"}
 

@@ -105,6 +105,8 @@ class MemoryBroker:
         return all(s.task is not None and not s.task.done() for s in self._subscriptions)
 
     async def publish(self, events: Sequence[CloudEvent]) -> None:
+        if self._subscriptions and any(s.task is None for s in self._subscriptions):
+            raise RuntimeError("broker not started: its consumers would never take these events")
         waiting: list[asyncio.Future[None]] = []
         loop = asyncio.get_running_loop()
         for event in events:

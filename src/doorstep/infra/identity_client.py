@@ -8,11 +8,12 @@ from collections import OrderedDict
 import httpx
 
 from doorstep.kernel.auth import Principal
+from doorstep.kernel.errors import ServiceUnavailable
 
 _MAX_CACHED = 10_000
 
 
-class IdentityUnavailable(RuntimeError):
+class IdentityUnavailable(ServiceUnavailable):
     pass
 
 

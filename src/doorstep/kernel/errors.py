@@ -58,3 +58,11 @@ class Forbidden(DoorstepError):
     slug = "forbidden"
     title = "Forbidden"
     status = 403
+
+
+class ServiceUnavailable(DoorstepError):
+    """A service this request depends on did not answer; retrying later may succeed."""
+
+    slug = "service-unavailable"
+    title = "Service unavailable"
+    status = 503

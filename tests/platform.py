@@ -67,7 +67,9 @@ def settings_for(
 
 
 @asynccontextmanager
-async def running_platform(settings: Settings, names: Sequence[str] = SERVICES) -> AsyncIterator[RunningPlatform]:
+async def running_platform(
+    settings: Settings, names: Sequence[str] = SERVICES
+) -> AsyncIterator[RunningPlatform]:
     """The app with its lifespan (migrations, broker, relays) and a client that talks to it in-process."""
     app = build_app(settings, build_services(settings, names), make_broker(settings))
     async with app.router.lifespan_context(app):

@@ -19,7 +19,7 @@ from doorstep.kernel.service import Service
 router = APIRouter(prefix="/v1/identity", tags=["identity"])
 
 
-def _service(request: Request) -> Service:
+async def _service(request: Request) -> Service:
     service: Service = request.app.state.services["identity"]
     return service
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import event, text
+from sqlalchemy import DateTime, event, text
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL, make_url
+from sqlalchemy.engine import Dialect as SqlDialect
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
@@ -75,11 +78,14 @@ def sqlite_engine(url: URL | str, *, pool_size: int, immediate: bool) -> AsyncEn
     if url.database:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     engine = create_async_engine(url, poolclass=AsyncAdaptedQueuePool, pool_size=pool_size, max_overflow=0)
+    engine.dialect.colspecs = {**engine.dialect.colspecs, DateTime: _SqliteUtcDateTime}
 
     @event.listens_for(engine.sync_engine, "connect")
     def _configure(dbapi_connection: Any, _record: Any) -> None:
         # Let SQLAlchemy's `begin` event decide how transactions start (pysqlite's own BEGIN is deferred).
         dbapi_connection.isolation_level = None
+        # SQLite's own lower() folds ASCII only, so ILIKE would miss "Öztürk" searched as "öztürk".
+        dbapi_connection.create_function("lower", 1, _lower, deterministic=True)
         cursor = dbapi_connection.cursor()
         cursor.execute("PRAGMA journal_mode=WAL")
         cursor.execute("PRAGMA synchronous=NORMAL")
@@ -92,3 +98,40 @@ def sqlite_engine(url: URL | str, *, pool_size: int, immediate: bool) -> AsyncEn
         connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
 
     return engine
+
+
+def _lower(value: Any) -> Any:
+    return value.lower() if isinstance(value, str) else value
+
+
+class _SqliteUtcDateTime(sqlite.DATETIME):
+    """SQLite keeps no UTC offset: store aware values as UTC and read them back aware, like timestamptz.
+
+    Without this, reads come back naive and a filter such as `created_at >= 12:00+02:00` compares wall
+    clock text, ignoring the offset.
+    """
+
+    def bind_processor(self, dialect: SqlDialect) -> Any:
+        store = super().bind_processor(dialect)
+        if not self.timezone or store is None:
+            return store
+
+        def process(value: Any) -> Any:
+            if isinstance(value, datetime) and value.tzinfo is not None:
+                value = value.astimezone(UTC)
+            return store(value)
+
+        return process
+
+    def result_processor(self, dialect: SqlDialect, coltype: object) -> Any:
+        load = super().result_processor(dialect, coltype)
+        if not self.timezone:
+            return load
+
+        def process(value: Any) -> Any:
+            value = load(value) if load is not None else value
+            if isinstance(value, datetime) and value.tzinfo is None:
+                value = value.replace(tzinfo=UTC)
+            return value
+
+        return process

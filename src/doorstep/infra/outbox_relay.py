@@ -132,8 +132,11 @@ class OutboxRelay:
             except Exception:
                 log.exception("outbox_relay_failed", service=self._database.service)
                 await asyncio.sleep(self._poll_seconds)
+            # Not asyncio.wait_for: on Python 3.11 it swallows a cancel that lands as the wait ends (a
+            # wake() just before stop()), and the relay then polls forever while stop() awaits it.
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._wakeup.wait(), timeout=self._poll_seconds)
+                async with asyncio.timeout(self._poll_seconds):
+                    await self._wakeup.wait()
             self._wakeup.clear()
 
     async def _listen(self) -> None:

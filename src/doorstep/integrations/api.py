@@ -23,7 +23,7 @@ router = APIRouter(prefix="/v1/integrations", tags=["integrations"])
 MAX_WEBHOOK_BYTES = 2 * 1024 * 1024
 
 
-def _service(request: Request) -> Service:
+async def _service(request: Request) -> Service:
     service: Service = request.app.state.services["integrations"]
     return service
 

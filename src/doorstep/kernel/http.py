@@ -142,6 +142,10 @@ def _field_error(item: Mapping[str, Any]) -> dict[str, Any]:
     location = [str(part) for part in item.get("loc", ())]
     where = location[0] if location and location[0] in {"body", "query", "path", "header"} else None
     path = location[1:] if where else location
+    if item.get("type") == "json_invalid":  # loc then ends in a character offset, not a field
+        cause = (item.get("ctx") or {}).get("error")
+        message = f"the body is not valid JSON: {cause}" if cause else "the body is not valid JSON"
+        return {"field": None, "in": where, "message": message}
     return {"field": ".".join(path) or None, "in": where, "message": str(item.get("msg", "invalid"))}
 
 

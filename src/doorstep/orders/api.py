@@ -23,7 +23,7 @@ from doorstep.orders.importing import ImportReport, import_csv
 router = APIRouter(prefix="/v1/orders", tags=["orders"])
 
 
-def _service(request: Request) -> Service:
+async def _service(request: Request) -> Service:
     service: Service = request.app.state.services["orders"]
     return service
 

@@ -11,6 +11,7 @@ from sqlalchemy import Select, or_, select
 
 from doorstep.contracts.orders import OrderSnapshot, OrderStatus
 from doorstep.infra.database import Database
+from doorstep.kernel.errors import InvalidInput
 from doorstep.kernel.pagination import Page, decode_cursor, encode_cursor
 from doorstep.orders.adapters.repositories import history_from_row, order_from_row
 from doorstep.orders.adapters.tables import order_status_history, orders
@@ -113,8 +114,10 @@ async def list_orders(
         )
         query = query.where(or_(*(column.ilike(pattern, escape="\\") for column in columns)))
     if cursor:
-        position = decode_cursor(cursor)
-        query = query.where(orders.c.id < str(position.get("before", "")))
+        before = decode_cursor(cursor).get("before")
+        if not isinstance(before, str) or not before:
+            raise InvalidInput("the cursor is not one this API returned", field="cursor")
+        query = query.where(orders.c.id < before)
     query = query.order_by(orders.c.id.desc()).limit(limit + 1)
     async with database.reader() as session:
         rows = (await session.execute(query)).all()

@@ -4,8 +4,16 @@ from tests.platform import RunningPlatform
 
 ORDER = {
     "external_id": "A-1",
-    "pickup": {"name": "Curry Corner", "address": "Oranienstraße 12, Berlin", "location": {"lat": 52.5, "lon": 13.41}},
-    "dropoff": {"name": "Lena", "address": "Skalitzer Straße 3, Berlin", "location": {"lat": 52.49, "lon": 13.43}},
+    "pickup": {
+        "name": "Curry Corner",
+        "address": "Oranienstraße 12, Berlin",
+        "location": {"lat": 52.5, "lon": 13.41},
+    },
+    "dropoff": {
+        "name": "Lena",
+        "address": "Skalitzer Straße 3, Berlin",
+        "location": {"lat": 52.49, "lon": 13.43},
+    },
     "customer": {"name": "Lena Müller", "phone": "+49 151 1234567"},
     "items": [{"name": "Currywurst", "quantity": 2, "unit_price": 450}],
     "currency": "EUR",

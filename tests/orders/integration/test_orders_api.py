@@ -426,9 +426,9 @@ async def test_an_order_walks_its_happy_path_and_keeps_its_history(platform: Run
 
 
 ILLEGAL_MOVES: list[tuple[list[str], str, list[str]]] = [
-    ([], "delivered", ["accepted", "cancelled", "rejected"]),
-    ([], "placed", ["accepted", "cancelled", "rejected"]),
-    (["accepted", "preparing"], "accepted", ["cancelled", "ready_for_pickup"]),
+    ([], "delivered", ["accepted", "rejected", "cancelled"]),
+    ([], "placed", ["accepted", "rejected", "cancelled"]),
+    (["accepted", "preparing"], "accepted", ["ready_for_pickup", "cancelled"]),
     (["accepted", "ready_for_pickup", "picked_up"], "cancelled", ["delivered", "failed_delivery"]),
     (["cancelled"], "accepted", []),
     (["accepted", "ready_for_pickup", "picked_up", "delivered"], "returned", []),

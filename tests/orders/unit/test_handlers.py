@@ -407,7 +407,7 @@ async def test_an_illegal_status_change_commits_nothing(bus: MessageBus, store: 
         )
 
     # Then it is refused with the allowed moves, and the stored order and the outbox are as before
-    assert raised.value.extensions["allowed_statuses"] == ["accepted", "cancelled", "rejected"]
+    assert raised.value.extensions["allowed_statuses"] == ["accepted", "rejected", "cancelled"]
     assert store.order(tenant_id=TENANT, order_id=order.id) == order
     assert [envelope.type for envelope in store.published] == [CREATED]
     assert store.commits == 1

@@ -14,7 +14,8 @@ class IllegalStatusTransition(Conflict):
     title = "The order cannot move to that status"
 
     def __init__(self, current: OrderStatus, target: OrderStatus, allowed: Iterable[OrderStatus]) -> None:
-        allowed_values = sorted(status.value for status in allowed)
+        lifecycle = list(OrderStatus)
+        allowed_values = [status.value for status in sorted(allowed, key=lifecycle.index)]
         moves = ", ".join(allowed_values) or "none: the order is final"
         super().__init__(
             f"an order that is {current.value} cannot become {target.value}; allowed: {moves}",

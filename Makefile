@@ -36,7 +36,8 @@ unit: $(STAMP)
 	$(VENV)/bin/pytest -q -m "not integration and not e2e"
 
 bench: $(STAMP)
-	$(VENV)/bin/python bench/intake.py
+	$(VENV)/bin/python bench/intake.py --write-docs
+	$(VENV)/bin/python bench/csv_import.py --write-docs
 
 clean:
 	rm -rf $(VENV) .tools .doorstep .pytest_cache .mypy_cache .ruff_cache

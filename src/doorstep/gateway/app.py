@@ -10,6 +10,7 @@ import httpx
 from fastapi import APIRouter, FastAPI, Request, Response
 from fastapi.responses import StreamingResponse
 from starlette.background import BackgroundTask
+from starlette.requests import ClientDisconnect
 
 from doorstep.kernel import context
 from doorstep.kernel.http import create_app, problem
@@ -53,7 +54,8 @@ def build_gateway(settings: Settings) -> FastAPI:
     upstreams = Upstreams({service: settings.service_url(service) or "" for service in SERVICES})
     client = httpx.AsyncClient(
         timeout=httpx.Timeout(30.0, connect=5.0),
-        limits=httpx.Limits(max_connections=500, max_keepalive_connections=100),
+        # httpcore checks every pooled connection on each request: a small pool is a fast pool.
+        limits=httpx.Limits(max_connections=200, max_keepalive_connections=32),
     )
     router = APIRouter()
 
@@ -77,6 +79,9 @@ def build_gateway(settings: Settings) -> FastAPI:
         )
         try:
             upstream = await client.send(upstream_request, stream=True)
+        except ClientDisconnect:
+            # The caller hung up while its body was streaming; nobody is left to answer.
+            return Response(status_code=400)
         except httpx.TimeoutException:
             return problem(
                 504,

@@ -31,7 +31,9 @@ class Database:
                 self.url,
                 pool_size=10,
                 max_overflow=10,
-                pool_pre_ping=True,
+                # No pre-ping round trip per checkout: a dead connection fails its statement, and the
+                # unit of work's caller retries (consumers by redelivery, clients by their retry).
+                pool_recycle=1800,
                 connect_args={"server_settings": {"search_path": service}},
             )
             self.writer_engine = self.reader_engine = engine
@@ -77,7 +79,10 @@ def sqlite_engine(url: URL | str, *, pool_size: int, immediate: bool) -> AsyncEn
     url = make_url(url)
     if url.database:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
-    engine = create_async_engine(url, poolclass=AsyncAdaptedQueuePool, pool_size=pool_size, max_overflow=0)
+    # Units of work always end in commit or rollback, so a reset on return would be one more round trip.
+    engine = create_async_engine(
+        url, poolclass=AsyncAdaptedQueuePool, pool_size=pool_size, max_overflow=0, pool_reset_on_return=None
+    )
     engine.dialect.colspecs = {**engine.dialect.colspecs, DateTime: _SqliteUtcDateTime}
 
     @event.listens_for(engine.sync_engine, "connect")

@@ -35,7 +35,9 @@ class OutboxRelay:
         batch_size: int = 500,
         poll_seconds: float = 1.0,
         retention: timedelta = timedelta(days=7),
+        linger_seconds: float = 0.005,
     ) -> None:
+        self._linger_seconds = linger_seconds
         self._database = database
         self._outbox = outbox
         self._broker = broker
@@ -138,6 +140,9 @@ class OutboxRelay:
                 async with asyncio.timeout(self._poll_seconds):
                     await self._wakeup.wait()
             self._wakeup.clear()
+            # Under load, commits arrive every few milliseconds: waiting a moment turns many one-event
+            # batches into one batch, at the cost of that moment of latency.
+            await asyncio.sleep(self._linger_seconds)
 
     async def _listen(self) -> None:
         import asyncpg

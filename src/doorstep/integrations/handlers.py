@@ -163,18 +163,21 @@ def _adapter(platform: str) -> PlatformAdapter:
 
 
 async def link_order(cmd: LinkOrder, *, uow: IntegrationsUnitOfWork) -> None:
-    async with uow:
-        if await uow.already_handled():
-            return
-        if cmd.source in PLATFORMS and not await uow.order_links.exists(cmd.order_id):
-            await uow.order_links.add(
-                tenant_id=cmd.tenant_id,
-                order_id=cmd.order_id,
-                source=cmd.source,
-                external_id=cmd.external_id,
-                at=utcnow(),
-            )
-        await uow.commit()
+    """Remember a platform order's Doorstep id; other orders only mark the event handled."""
+    try:
+        async with uow:
+            if cmd.source in PLATFORMS and not await uow.order_links.exists(cmd.order_id):
+                await uow.order_links.add(
+                    tenant_id=cmd.tenant_id,
+                    order_id=cmd.order_id,
+                    source=cmd.source,
+                    external_id=cmd.external_id,
+                    at=utcnow(),
+                )
+            await uow.commit()
+    except IntegrityError:
+        # The inbox already holds this event (a redelivery): its effect is stored, nothing is left to do.
+        return
 
 
 HANDLERS: dict[type[Command], Handler] = {

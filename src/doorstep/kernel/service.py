@@ -69,7 +69,7 @@ def assemble(
 
     def new_unit_of_work(causing_message: CloudEvent | None = None) -> SqlUnitOfWork:
         return unit_of_work(
-            session_factory=database.writer,
+            engine=database.writer_engine,
             service=name,
             outbox=outbox,
             inbox=inbox,

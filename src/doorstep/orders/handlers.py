@@ -32,15 +32,20 @@ class BatchOutcome:
 
 
 async def place_order(cmd: PlaceOrder, *, uow: OrdersUnitOfWork) -> Placement | None:
-    """None when the causing message was already handled."""
+    """None when the causing message was already handled.
+
+    Most orders are new, so the first attempt inserts without looking for the external id; when the
+    unique constraint says it exists (a duplicate, or a concurrent request), the second attempt looks.
+    """
     try:
-        return await _place_order(cmd, uow)
+        return await _place_order(cmd, uow, look_for_existing=False)
     except IntegrityError:
-        # A concurrent request took the same external id or idempotency key; answer as it did.
-        return await _place_order(cmd, uow)
+        return await _place_order(cmd, uow, look_for_existing=True)
 
 
-async def _place_order(cmd: PlaceOrder, uow: OrdersUnitOfWork) -> Placement | None:
+async def _place_order(
+    cmd: PlaceOrder, uow: OrdersUnitOfWork, *, look_for_existing: bool
+) -> Placement | None:
     async with uow:
         if await uow.already_handled():
             return None
@@ -51,7 +56,7 @@ async def _place_order(cmd: PlaceOrder, uow: OrdersUnitOfWork) -> Placement | No
                     raise IdempotencyKeyReused()
                 return Placement(stored.status_code, stored.response)
         existing = None
-        if cmd.draft.external_id is not None:
+        if look_for_existing and cmd.draft.external_id is not None:
             existing = await uow.orders.find_by_external_id(
                 tenant_id=cmd.tenant_id, source=cmd.source, external_id=cmd.draft.external_id
             )

@@ -35,16 +35,20 @@ class OrderDetail(OrderView):
 
 
 def order_view(order: Order) -> OrderView:
-    return OrderView(
-        **order.snapshot().model_dump(), allowed_statuses=sorted(order.allowed_statuses, key=_status_order)
-    )
+    # Field by field from the snapshot: its nested models are reused, not dumped and validated again.
+    return OrderView(**dict(order.snapshot()), allowed_statuses=_allowed(order))
 
 
 def order_detail(order: Order) -> OrderDetail:
     return OrderDetail(
-        **order_view(order).model_dump(),
+        **dict(order.snapshot()),
+        allowed_statuses=_allowed(order),
         status_history=[_change_view(change) for change in order.history],
     )
+
+
+def _allowed(order: Order) -> list[OrderStatus]:
+    return sorted(order.allowed_statuses, key=_status_order)
 
 
 def _change_view(change: StatusChange) -> StatusChangeView:

@@ -130,7 +130,7 @@ def unit_of_work(service: Service, causing_message: CloudEvent | None = None) ->
     """A unit of work wired as the service's bus wires it, minus the relay wake-up after commit."""
     database = service.database
     return OrdersUnitOfWork(
-        session_factory=database.writer,
+        engine=database.writer_engine,
         service=service.name,
         outbox=outbox,
         inbox=inbox,

@@ -267,7 +267,7 @@ async def test_a_redelivered_message_id_is_skipped_whatever_it_carries(
 async def test_a_concurrent_placement_of_the_same_external_id_is_answered_as_the_existing_order(
     store: FakeOrdersStore,
 ) -> None:
-    # Given another request commits A-1 after this one looked for it and before it inserts
+    # Given another request commits A-1 just before this one inserts it
     rival = Order.place(
         id="rival", tenant_id=TENANT, source="api", draft=draft("A-1"), actor="user:bob", now=_now()
     )
@@ -275,15 +275,12 @@ async def test_a_concurrent_placement_of_the_same_external_id_is_answered_as_the
     class LosingRace(FakeOrderRepository):
         raced = False
 
-        async def find_by_external_id(self, *, tenant_id: str, source: str, external_id: str) -> Order | None:
+        async def add(self, order: Order) -> None:
             if not LosingRace.raced:
                 LosingRace.raced = True
                 rival.events.clear()
                 store.orders[(TENANT, rival.id)] = rival
-                return None
-            return await super().find_by_external_id(
-                tenant_id=tenant_id, source=source, external_id=external_id
-            )
+            await super().add(order)
 
     class RacingUnitOfWork(FakeOrdersUnitOfWork):
         async def __aenter__(self) -> RacingUnitOfWork:

@@ -3,25 +3,25 @@
 from __future__ import annotations
 
 from sqlalchemy import Row, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from doorstep.identity.adapters.tables import api_keys, tenants
 from doorstep.identity.domain.model import ApiKey, Tenant
 
 
 class TenantRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
         self.seen: list[Tenant] = []
 
     async def add(self, tenant: Tenant) -> None:
-        await self.session.execute(
+        await self.connection.execute(
             insert(tenants).values(id=tenant.id, name=tenant.name, created_at=tenant.created_at)
         )
         self.seen.append(tenant)
 
     async def get(self, tenant_id: str) -> Tenant | None:
-        row = (await self.session.execute(select(tenants).where(tenants.c.id == tenant_id))).first()
+        row = (await self.connection.execute(select(tenants).where(tenants.c.id == tenant_id))).first()
         if row is None:
             return None
         tenant = Tenant(id=row.id, tenant_id=row.id, name=row.name, created_at=row.created_at)
@@ -30,12 +30,12 @@ class TenantRepository:
 
 
 class ApiKeyRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
         self.seen: list[ApiKey] = []
 
     async def add(self, key: ApiKey) -> None:
-        await self.session.execute(
+        await self.connection.execute(
             insert(api_keys).values(
                 id=key.id,
                 tenant_id=key.tenant_id,
@@ -50,7 +50,7 @@ class ApiKeyRepository:
 
     async def get(self, *, tenant_id: str, api_key_id: str) -> ApiKey | None:
         row = (
-            await self.session.execute(
+            await self.connection.execute(
                 select(api_keys).where(api_keys.c.id == api_key_id, api_keys.c.tenant_id == tenant_id)
             )
         ).first()
@@ -61,7 +61,7 @@ class ApiKeyRepository:
         return key
 
     async def save(self, key: ApiKey) -> None:
-        await self.session.execute(
+        await self.connection.execute(
             update(api_keys)
             .where(api_keys.c.id == key.id, api_keys.c.tenant_id == key.tenant_id)
             .values(name=key.name, revoked_at=key.revoked_at)

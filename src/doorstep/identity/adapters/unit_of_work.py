@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from doorstep.identity.adapters.repositories import ApiKeyRepository, TenantRepository
 from doorstep.kernel.aggregate import Aggregate
@@ -13,9 +13,9 @@ class IdentityUnitOfWork(SqlUnitOfWork):
     tenants: TenantRepository
     api_keys: ApiKeyRepository
 
-    def _open(self, session: AsyncSession) -> None:
-        self.tenants = TenantRepository(session)
-        self.api_keys = ApiKeyRepository(session)
+    def _open(self, connection: AsyncConnection) -> None:
+        self.tenants = TenantRepository(connection)
+        self.api_keys = ApiKeyRepository(connection)
 
     def _tracked(self) -> Iterable[Aggregate]:
         return [*self.tenants.seen, *self.api_keys.seen]

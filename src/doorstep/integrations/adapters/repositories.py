@@ -5,18 +5,18 @@ from __future__ import annotations
 from typing import Any
 
 from sqlalchemy import Row, insert, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from doorstep.integrations.adapters.tables import connections, inbound_deliveries, order_links
 from doorstep.integrations.domain.model import Connection, DeliveryStatus, InboundDelivery
 
 
 class ConnectionRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
 
     async def add(self, connection: Connection) -> None:
-        await self.session.execute(
+        await self.connection.execute(
             insert(connections).values(
                 id=connection.id,
                 tenant_id=connection.tenant_id,
@@ -29,12 +29,12 @@ class ConnectionRepository:
         )
 
     async def by_token(self, token: str) -> Connection | None:
-        row = (await self.session.execute(select(connections).where(connections.c.token == token))).first()
+        row = (await self.connection.execute(select(connections).where(connections.c.token == token))).first()
         return connection_from_row(row) if row else None
 
     async def get(self, *, tenant_id: str, connection_id: str) -> Connection | None:
         row = (
-            await self.session.execute(
+            await self.connection.execute(
                 select(connections).where(
                     connections.c.tenant_id == tenant_id, connections.c.id == connection_id
                 )
@@ -44,17 +44,17 @@ class ConnectionRepository:
 
 
 class DeliveryRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
 
     async def add(self, delivery: InboundDelivery) -> None:
-        await self.session.execute(insert(inbound_deliveries).values(_row(delivery)))
+        await self.connection.execute(insert(inbound_deliveries).values(_row(delivery)))
 
     async def by_platform_delivery_id(
         self, *, connection_id: str, platform_delivery_id: str
     ) -> InboundDelivery | None:
         row = (
-            await self.session.execute(
+            await self.connection.execute(
                 select(inbound_deliveries).where(
                     inbound_deliveries.c.connection_id == connection_id,
                     inbound_deliveries.c.platform_delivery_id == platform_delivery_id,
@@ -65,7 +65,7 @@ class DeliveryRepository:
 
     async def get(self, *, tenant_id: str, delivery_id: str) -> InboundDelivery | None:
         row = (
-            await self.session.execute(
+            await self.connection.execute(
                 select(inbound_deliveries).where(
                     inbound_deliveries.c.tenant_id == tenant_id, inbound_deliveries.c.id == delivery_id
                 )
@@ -74,7 +74,7 @@ class DeliveryRepository:
         return delivery_from_row(row) if row else None
 
     async def save(self, delivery: InboundDelivery) -> None:
-        await self.session.execute(
+        await self.connection.execute(
             update(inbound_deliveries)
             .where(
                 inbound_deliveries.c.id == delivery.id, inbound_deliveries.c.tenant_id == delivery.tenant_id
@@ -84,20 +84,20 @@ class DeliveryRepository:
 
 
 class OrderLinkRepository:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
 
     async def add(
         self, *, tenant_id: str, order_id: str, source: str, external_id: str | None, at: Any
     ) -> None:
-        await self.session.execute(
+        await self.connection.execute(
             insert(order_links).values(
                 order_id=order_id, tenant_id=tenant_id, source=source, external_id=external_id, linked_at=at
             )
         )
 
     async def exists(self, order_id: str) -> bool:
-        found = await self.session.scalar(
+        found = await self.connection.scalar(
             select(order_links.c.order_id).where(order_links.c.order_id == order_id)
         )
         return found is not None

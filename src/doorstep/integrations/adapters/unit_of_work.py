@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from doorstep.integrations.adapters.repositories import (
     ConnectionRepository,
@@ -15,7 +15,7 @@ class IntegrationsUnitOfWork(SqlUnitOfWork):
     deliveries: DeliveryRepository
     order_links: OrderLinkRepository
 
-    def _open(self, session: AsyncSession) -> None:
-        self.connections = ConnectionRepository(session)
-        self.deliveries = DeliveryRepository(session)
-        self.order_links = OrderLinkRepository(session)
+    def _open(self, connection: AsyncConnection) -> None:
+        self.connections = ConnectionRepository(connection)
+        self.deliveries = DeliveryRepository(connection)
+        self.order_links = OrderLinkRepository(connection)

@@ -6,7 +6,7 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from sqlalchemy import Row, insert, select, tuple_, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from doorstep.contracts.orders import Customer, Item, OrderStatus, Payment, Stop
 from doorstep.orders.adapters.tables import idempotency_keys, order_status_history, orders
@@ -15,8 +15,8 @@ from doorstep.orders.domain.model import Order, StatusChange
 
 
 class OrderRepository:
-    def __init__(self, session: AsyncSession, *, lock_rows: bool) -> None:
-        self.session = session
+    def __init__(self, connection: AsyncConnection, *, lock_rows: bool) -> None:
+        self.connection = connection
         self.seen: list[Order] = []
         self._lock_rows = lock_rows
 
@@ -26,8 +26,8 @@ class OrderRepository:
     async def add_many(self, new_orders: Sequence[Order]) -> None:
         if not new_orders:
             return
-        await self.session.execute(insert(orders), [_row(order) for order in new_orders])
-        await self.session.execute(
+        await self.connection.execute(insert(orders), [_row(order) for order in new_orders])
+        await self.connection.execute(
             insert(order_status_history),
             [_history_row(order, change) for order in new_orders for change in order.history],
         )
@@ -37,7 +37,7 @@ class OrderRepository:
         query = select(orders).where(orders.c.tenant_id == tenant_id, orders.c.id == order_id)
         if self._lock_rows:
             query = query.with_for_update()
-        row = (await self.session.execute(query)).first()
+        row = (await self.connection.execute(query)).first()
         if row is None:
             return None
         order = order_from_row(row, await self._history(tenant_id, order_id))
@@ -46,7 +46,7 @@ class OrderRepository:
 
     async def find_by_external_id(self, *, tenant_id: str, source: str, external_id: str) -> Order | None:
         row = (
-            await self.session.execute(
+            await self.connection.execute(
                 select(orders).where(
                     orders.c.tenant_id == tenant_id,
                     orders.c.source == source,
@@ -65,7 +65,7 @@ class OrderRepository:
         found: set[str] = set()
         for start in range(0, len(wanted), 500):
             chunk = wanted[start : start + 500]
-            result = await self.session.execute(
+            result = await self.connection.execute(
                 select(orders.c.external_id).where(
                     orders.c.tenant_id == tenant_id,
                     orders.c.source == source,
@@ -79,7 +79,7 @@ class OrderRepository:
         """Write the order back; fails with `OrderChangedConcurrently` if its version moved meanwhile."""
         values = _row(order)
         values["version"] = order.version + 1
-        result = await self.session.execute(
+        result = await self.connection.execute(
             update(orders)
             .where(
                 orders.c.tenant_id == order.tenant_id,
@@ -92,12 +92,12 @@ class OrderRepository:
             raise OrderChangedConcurrently(order.id)
         order.version += 1
         if new_history:
-            await self.session.execute(
+            await self.connection.execute(
                 insert(order_status_history), [_history_row(order, change) for change in new_history]
             )
 
     async def _history(self, tenant_id: str, order_id: str) -> list[StatusChange]:
-        rows = await self.session.execute(
+        rows = await self.connection.execute(
             select(order_status_history)
             .where(order_status_history.c.tenant_id == tenant_id, order_status_history.c.order_id == order_id)
             .order_by(order_status_history.c.seq)
@@ -106,12 +106,12 @@ class OrderRepository:
 
 
 class IdempotencyStore:
-    def __init__(self, session: AsyncSession) -> None:
-        self.session = session
+    def __init__(self, connection: AsyncConnection) -> None:
+        self.connection = connection
 
     async def find(self, *, tenant_id: str, key: str) -> Row[Any] | None:
         return (
-            await self.session.execute(
+            await self.connection.execute(
                 select(idempotency_keys).where(
                     tuple_(idempotency_keys.c.tenant_id, idempotency_keys.c.key) == (tenant_id, key)
                 )
@@ -121,7 +121,7 @@ class IdempotencyStore:
     async def remember(
         self, *, tenant_id: str, key: str, request_hash: str, status_code: int, response: str, at: Any
     ) -> None:
-        await self.session.execute(
+        await self.connection.execute(
             insert(idempotency_keys).values(
                 tenant_id=tenant_id,
                 key=key,

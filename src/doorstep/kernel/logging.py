@@ -34,5 +34,5 @@ def configure_logging(*, level: str = "INFO", fmt: str = "json") -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(level.upper())
-    for noisy in ("uvicorn.access", "aiormq", "aio_pika"):
+    for noisy in ("uvicorn.access", "aiormq", "aio_pika", "alembic"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, root.level))

@@ -37,7 +37,7 @@ app.add_typer(connection_app, name="connection")
 app.add_typer(orders_app, name="orders")
 app.add_typer(events_app, name="events")
 
-console = Console(stderr=True)
+console = Console(stderr=True, soft_wrap=True)  # keys and URLs must stay copyable
 T = TypeVar("T")
 
 JsonFlag = Annotated[bool, typer.Option("--json", help="Print one JSON object.")]
@@ -184,7 +184,7 @@ def demo(
         f"  API key:      [bold]{demo_state['api_key']}[/bold]\n"
         f"  Tenant:       {demo_state['tenant_id']}\n"
         f"  Shopify hook: {demo_state['webhook_url']}\n"
-        f"  Try:          curl -H 'Authorization: Bearer {demo_state['api_key']}' {base_url}/v1/orders?limit=3\n"
+        f"  Try:          curl -H 'Authorization: Bearer {demo_state['api_key']}' '{base_url}/v1/orders?limit=3'\n"
     )
     asgi = build_app(settings, build_services(settings), make_broker(settings))
     uvicorn.run(asgi, host=host, port=port, log_config=None, access_log=False, server_header=False)

@@ -3,10 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-import hashlib
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
 from typing import Any
 
 import aio_pika
@@ -18,26 +16,16 @@ from aio_pika.abc import (
     AbstractIncomingMessage,
     AbstractQueue,
     AbstractRobustConnection,
-    HeadersType,
 )
 from pydantic import ValidationError
 
+from doorstep.infra import amqp_messages as amqp
 from doorstep.kernel.broker import DeadLetter, DeadLetterNotFound, EventHandler, retry_delay
 from doorstep.kernel.clock import utcnow
 from doorstep.kernel.messages import CloudEvent
 
 log = structlog.get_logger()
 
-CONTENT_TYPE = "application/cloudevents+json"
-# A dead letter whose body is not a CloudEvent still has to be listable, so it is shown wrapped in this type.
-UNREADABLE_EVENT_TYPE = "doorstep.broker.unreadable.v1"
-
-_ERROR_HEADER = "x-doorstep-error"
-_ATTEMPTS_HEADER = "x-doorstep-attempts"
-_CONSUMER_HEADER = "x-doorstep-consumer"
-_DEAD_LETTERED_AT_HEADER = "x-doorstep-dead-lettered-at"
-_ROUTING_KEY_HEADER = "x-doorstep-routing-key"
-_MAX_ERROR_LENGTH = 500
 # Long enough for a handler to finish its current message on shutdown, short enough not to stall a deploy.
 _SHUTDOWN_GRACE_SECONDS = 10.0
 
@@ -157,7 +145,9 @@ class RabbitMQBroker:
         # Confirms are awaited together: one round trip for the batch instead of one per event.
         results = await asyncio.gather(
             *(
-                session.exchange.publish(_outgoing(event), routing_key=event.type, mandatory=False)
+                session.exchange.publish(
+                    amqp.outgoing_message(event), routing_key=event.type, mandatory=False
+                )
                 for event in events
             ),
             return_exceptions=True,
@@ -185,12 +175,12 @@ class RabbitMQBroker:
                 if queue is None:
                     continue
                 while (message := await queue.get(no_ack=False, fail=False)) is not None:
-                    if _message_key(message) != dead_letter_id:
+                    if amqp.message_key(message) != dead_letter_id:
                         continue
                     dead_letter = self._to_dead_letter(consumer, message)
                     await _publish_routed(
                         session.channel.default_exchange,
-                        _copy(message, _without_delivery_history(message.headers)),
+                        amqp.copy_message(message, amqp.without_delivery_history(message.headers)),
                         routing_key=self.queue_name(consumer),
                     )
                     await message.ack()
@@ -283,7 +273,9 @@ class RabbitMQBroker:
             try:
                 await subscription.queue.cancel(subscription.consumer_tag)
             except Exception as error:
-                log.warning("broker.cancel_failed", consumer=subscription.consumer, error=_describe(error))
+                log.warning(
+                    "broker.cancel_failed", consumer=subscription.consumer, error=amqp.describe_error(error)
+                )
         # Wakes a worker waiting on an empty inbox so it can see that the broker is closing.
         subscription.inbox.put_nowait(None)
 
@@ -299,22 +291,22 @@ class RabbitMQBroker:
                     "broker.settle_failed",
                     consumer=subscription.consumer,
                     message_id=message.message_id,
-                    error=_describe(error),
+                    error=amqp.describe_error(error),
                 )
                 await _requeue_quietly(message)
 
     async def _handle(self, subscription: _Subscription, message: AbstractIncomingMessage) -> None:
-        attempt = _attempt(message)
+        attempt = amqp.delivery_attempt(message)
         try:
             event = CloudEvent.model_validate_json(message.body)
         except ValidationError as error:
-            await self._dead_letter(subscription, message, _describe_invalid(error), attempt)
+            await self._dead_letter(subscription, message, amqp.describe_invalid(error), attempt)
             return
         try:
             await subscription.handler(event)
         except Exception as error:
             if attempt >= self._delivery_limit:
-                await self._dead_letter(subscription, message, _describe(error), attempt)
+                await self._dead_letter(subscription, message, amqp.describe_error(error), attempt)
                 return
             log.warning(
                 "broker.handler_failed",
@@ -323,7 +315,7 @@ class RabbitMQBroker:
                 event_type=event.type,
                 attempt=attempt,
                 delivery_limit=self._delivery_limit,
-                error=_describe(error),
+                error=amqp.describe_error(error),
             )
             # A short, growing pause lets a passing fault (a database restart) clear before the next try.
             await asyncio.sleep(retry_delay(self._retry_backoff, attempt))
@@ -335,26 +327,28 @@ class RabbitMQBroker:
         self, subscription: _Subscription, message: AbstractIncomingMessage, reason: str, attempts: int
     ) -> None:
         session = self._require_session()
-        headers = _without_delivery_history(message.headers)
+        headers = amqp.without_delivery_history(message.headers)
         headers.update(
             {
-                _ERROR_HEADER: reason,
-                _ATTEMPTS_HEADER: attempts,
-                _CONSUMER_HEADER: subscription.consumer,
-                _DEAD_LETTERED_AT_HEADER: utcnow().isoformat(),
+                amqp.ERROR_HEADER: reason,
+                amqp.ATTEMPTS_HEADER: attempts,
+                amqp.CONSUMER_HEADER: subscription.consumer,
+                amqp.DEAD_LETTERED_AT_HEADER: utcnow().isoformat(),
                 # A replayed copy arrives through the default exchange; keep the routing key it was published with.
-                _ROUTING_KEY_HEADER: _original_routing_key(message),
+                amqp.ROUTING_KEY_HEADER: amqp.original_routing_key(message),
             }
         )
         await _publish_routed(
-            session.dead_letter_exchange, _copy(message, headers), routing_key=subscription.consumer
+            session.dead_letter_exchange,
+            amqp.copy_message(message, headers),
+            routing_key=subscription.consumer,
         )
         await message.ack()
         log.error(
             "broker.dead_lettered",
             consumer=subscription.consumer,
             message_id=message.message_id,
-            routing_key=headers[_ROUTING_KEY_HEADER],
+            routing_key=headers[amqp.ROUTING_KEY_HEADER],
             attempts=attempts,
             reason=reason,
         )
@@ -374,54 +368,7 @@ class RabbitMQBroker:
             await _close_quietly(channel)
 
     def _to_dead_letter(self, consumer: str, message: AbstractIncomingMessage) -> DeadLetter:
-        headers = message.headers or {}
-        death = _latest_death(headers)
-        key = _message_key(message)
-        reason = headers.get(_ERROR_HEADER) or death.get("reason") or headers.get("x-first-death-reason")
-        return DeadLetter(
-            id=key,
-            consumer=consumer,
-            event=_event_or_placeholder(key, message),
-            reason=str(reason or "unknown"),
-            attempts=self._attempts(headers, str(reason)),
-            dead_lettered_at=_dead_lettered_at(headers, death, message),
-        )
-
-    def _attempts(self, headers: HeadersType, reason: str) -> int:
-        recorded = headers.get(_ATTEMPTS_HEADER)
-        if isinstance(recorded, int):
-            return recorded
-        # A quorum queue dead-letters once the delivery count exceeds the limit: limit + 1 deliveries.
-        if reason == "delivery_limit":
-            return self._delivery_limit + 1
-        return 0
-
-
-def _outgoing(event: CloudEvent) -> aio_pika.Message:
-    return aio_pika.Message(
-        event.model_dump_json().encode(),
-        content_type=CONTENT_TYPE,
-        message_id=event.id,
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        timestamp=event.time,
-        type=event.type,
-        correlation_id=event.correlationid,
-    )
-
-
-def _copy(message: AbstractIncomingMessage, headers: HeadersType) -> aio_pika.Message:
-    return aio_pika.Message(
-        message.body,
-        headers=headers,
-        content_type=message.content_type,
-        content_encoding=message.content_encoding,
-        message_id=_message_key(message),
-        delivery_mode=aio_pika.DeliveryMode.PERSISTENT,
-        timestamp=message.timestamp,
-        type=message.type,
-        correlation_id=message.correlation_id,
-        app_id=message.app_id,
-    )
+        return amqp.to_dead_letter(consumer, message, delivery_limit=self._delivery_limit)
 
 
 async def _publish_routed(exchange: AbstractExchange, message: aio_pika.Message, routing_key: str) -> None:
@@ -444,7 +391,7 @@ async def _close_quietly(channel: AbstractChannel) -> None:
     try:
         await channel.close()
     except Exception as error:
-        log.warning("broker.channel_close_failed", error=_describe(error))
+        log.warning("broker.channel_close_failed", error=amqp.describe_error(error))
 
 
 async def _requeue_quietly(message: AbstractIncomingMessage) -> None:
@@ -452,93 +399,4 @@ async def _requeue_quietly(message: AbstractIncomingMessage) -> None:
     try:
         await message.nack(requeue=True)
     except Exception as error:
-        log.debug("broker.requeue_skipped", message_id=message.message_id, error=_describe(error))
-
-
-def _attempt(message: AbstractIncomingMessage) -> int:
-    count = (message.headers or {}).get("x-delivery-count")
-    return count + 1 if isinstance(count, int) else 1
-
-
-def _message_key(message: AbstractIncomingMessage) -> str:
-    # A message published without an id still needs a stable handle for listing and replay.
-    if message.message_id:
-        return message.message_id
-    return "sha256:" + hashlib.sha256(message.body).hexdigest()[:32]
-
-
-def _without_delivery_history(headers: HeadersType | None) -> HeadersType:
-    """Drop the headers that count or explain past deliveries, so a copy starts afresh; keep where it came from."""
-    return {
-        name: value
-        for name, value in (headers or {}).items()
-        if name not in {"x-delivery-count", "x-death"}
-        and not name.startswith(("x-first-death-", "x-last-death-", "x-doorstep-"))
-    } | _routing_key_header(headers)
-
-
-def _routing_key_header(headers: HeadersType | None) -> HeadersType:
-    routing_key = (headers or {}).get(_ROUTING_KEY_HEADER)
-    return {_ROUTING_KEY_HEADER: routing_key} if isinstance(routing_key, str) else {}
-
-
-def _original_routing_key(message: AbstractIncomingMessage) -> str:
-    recorded = (message.headers or {}).get(_ROUTING_KEY_HEADER)
-    return recorded if isinstance(recorded, str) else message.routing_key or ""
-
-
-def _latest_death(headers: HeadersType) -> dict[str, Any]:
-    deaths = headers.get("x-death")
-    if isinstance(deaths, list) and deaths and isinstance(deaths[0], dict):
-        return deaths[0]
-    return {}
-
-
-def _dead_lettered_at(
-    headers: HeadersType, death: dict[str, Any], message: AbstractIncomingMessage
-) -> datetime:
-    recorded = headers.get(_DEAD_LETTERED_AT_HEADER)
-    if isinstance(recorded, str):
-        try:
-            return datetime.fromisoformat(recorded)
-        except ValueError:
-            pass
-    died = death.get("time")
-    if isinstance(died, datetime):
-        return died
-    if isinstance(message.timestamp, datetime):
-        return message.timestamp
-    return utcnow()
-
-
-def _event_or_placeholder(key: str, message: AbstractIncomingMessage) -> CloudEvent:
-    try:
-        return CloudEvent.model_validate_json(message.body)
-    except ValidationError:
-        routing_key = (message.headers or {}).get(_ROUTING_KEY_HEADER)
-        return CloudEvent(
-            id=key,
-            source="urn:doorstep:broker",
-            type=UNREADABLE_EVENT_TYPE,
-            tenantid="",
-            data={
-                "routing_key": routing_key if isinstance(routing_key, str) else None,
-                "body": message.body.decode("utf-8", errors="replace"),
-            },
-        )
-
-
-def _describe_invalid(error: ValidationError) -> str:
-    problems = "; ".join(
-        f"{'.'.join(str(part) for part in problem['loc']) or 'body'}: {problem['msg']}"
-        for problem in error.errors(include_url=False, include_input=False)
-    )
-    return _truncate(f"malformed CloudEvent: {problems}")
-
-
-def _describe(error: BaseException) -> str:
-    return _truncate(f"{type(error).__name__}: {error}")
-
-
-def _truncate(text: str) -> str:
-    return text if len(text) <= _MAX_ERROR_LENGTH else text[: _MAX_ERROR_LENGTH - 1] + "…"
+        log.debug("broker.requeue_skipped", message_id=message.message_id, error=amqp.describe_error(error))

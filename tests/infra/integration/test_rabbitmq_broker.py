@@ -12,7 +12,8 @@ from typing import Any
 import aio_pika
 import pytest
 
-from doorstep.infra.rabbitmq import UNREADABLE_EVENT_TYPE, RabbitMQBroker
+from doorstep.infra.amqp_messages import UNREADABLE_EVENT_TYPE
+from doorstep.infra.rabbitmq import RabbitMQBroker
 from doorstep.kernel.broker import DeadLetterNotFound
 from doorstep.kernel.messages import CloudEvent
 

@@ -15,15 +15,26 @@ _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 
 
 def _email(value: str | None) -> str | None:
-    if value is not None and not _EMAIL.match(value):
+    if value is not None and (not _EMAIL.match(value) or "\x00" in value):
         raise ValueError("not an email address")
     return value
 
 
-Text = Annotated[str, Field(min_length=1, max_length=500)]
-Name = Annotated[str, Field(min_length=1, max_length=200)]
-Phone = Annotated[str, Field(min_length=3, max_length=40)]
+def _no_nul(value: str) -> str:
+    # PostgreSQL text cannot hold U+0000, and no real name, address or note contains it.
+    if "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
+Text = Annotated[str, Field(min_length=1, max_length=500), AfterValidator(_no_nul)]
+Name = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
+Phone = Annotated[str, Field(min_length=3, max_length=40), AfterValidator(_no_nul)]
+Identifier = Annotated[str, Field(min_length=1, max_length=200), AfterValidator(_no_nul)]
+Note = Annotated[str, Field(max_length=2000), AfterValidator(_no_nul)]
 MinorUnits = Annotated[int, Field(ge=0, le=10**12)]
+# The largest total an order may reach: far above any real order, far below int64.
+MAX_ORDER_TOTAL = 10**13
 CurrencyCode = Annotated[str, Field(pattern=r"^[A-Z]{3}$")]
 Email = Annotated[str | None, AfterValidator(_email)]
 
@@ -95,7 +106,7 @@ class Customer(Schema):
 
 class Item(Schema):
     name: Name
-    sku: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    sku: Annotated[Identifier, Field(max_length=100)] | None = None
     quantity: int = Field(ge=1, le=100_000)
     unit_price: MinorUnits
 
@@ -108,8 +119,8 @@ class Payment(Schema):
 class OrderDraft(Schema):
     """An order as a client, a CSV row group or a partner platform hands it to Doorstep."""
 
-    external_id: Annotated[str, Field(min_length=1, max_length=200)] | None = None
-    merchant_id: Annotated[str, Field(min_length=1, max_length=100)] | None = None
+    external_id: Identifier | None = None
+    merchant_id: Annotated[Identifier, Field(max_length=100)] | None = None
     pickup: Stop
     dropoff: Stop
     customer: Customer
@@ -117,8 +128,15 @@ class OrderDraft(Schema):
     currency: CurrencyCode
     tip: MinorUnits = 0
     delivery_fee: MinorUnits = 0
-    notes: Annotated[str, Field(max_length=2000)] | None = None
+    notes: Note | None = None
     payment: Payment = Payment()
+
+    @model_validator(mode="after")
+    def _total_fits(self) -> Self:
+        total = sum(item.quantity * item.unit_price for item in self.items) + self.delivery_fee + self.tip
+        if total > MAX_ORDER_TOTAL:
+            raise ValueError(f"the order total {total} exceeds {MAX_ORDER_TOTAL} minor units")
+        return self
 
 
 class Totals(Schema):

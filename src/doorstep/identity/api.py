@@ -13,7 +13,7 @@ from doorstep.identity.domain.commands import CreateApiKey, RevokeApiKey
 from doorstep.identity.domain.errors import TenantNotFound
 from doorstep.identity.domain.model import ApiKey
 from doorstep.identity.handlers import IssuedKey
-from doorstep.kernel.auth import Authenticated
+from doorstep.kernel.auth import MAX_CREDENTIAL_LENGTH, Principal, bearer_credential, known
 from doorstep.kernel.service import Service
 
 router = APIRouter(prefix="/v1/identity", tags=["identity"])
@@ -25,6 +25,14 @@ async def _service(request: Request) -> Service:
 
 
 IdentityService = Annotated[Service, Depends(_service)]
+
+
+async def _principal(request: Request, service: IdentityService) -> Principal:
+    # Identity owns the keys: it checks its own table every time, so a revoked key stops here at once.
+    return known(await views.principal_for_api_key(service.database, bearer_credential(request)))
+
+
+Authenticated = Annotated[Principal, Depends(_principal)]
 
 
 class TenantOut(BaseModel):
@@ -68,7 +76,7 @@ class ApiKeyList(BaseModel):
 
 
 class IntrospectionIn(BaseModel):
-    credential: str = Field(min_length=1, max_length=500)
+    credential: str = Field(min_length=1, max_length=MAX_CREDENTIAL_LENGTH)
 
 
 class IntrospectionOut(BaseModel):

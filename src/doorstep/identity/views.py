@@ -36,7 +36,7 @@ async def list_api_keys(database: Database, tenant_id: str) -> list[ApiKey]:
 
 
 async def principal_for_api_key(database: Database, plaintext: str) -> Principal | None:
-    if not plaintext.startswith(API_KEY_PREFIX):
+    if not plaintext.startswith(API_KEY_PREFIX) or len(plaintext) > 200:
         return None
     async with database.reader() as session:
         row = (
@@ -49,13 +49,3 @@ async def principal_for_api_key(database: Database, plaintext: str) -> Principal
     if row is None:
         return None
     return Principal(tenant_id=row.tenant_id, subject=row.id, kind="api_key")
-
-
-class LocalApiKeyAuthenticator:
-    """The identity service checks keys against its own table."""
-
-    def __init__(self, database: Database) -> None:
-        self._database = database
-
-    async def authenticate(self, credential: str) -> Principal | None:
-        return await principal_for_api_key(self._database, credential)

@@ -37,6 +37,9 @@ class HttpAuthenticator:
             response = await self._client.post("/v1/identity/introspect", json={"credential": credential})
         except httpx.HTTPError as error:
             raise IdentityUnavailable(f"identity did not answer: {error}") from error
+        if 400 <= response.status_code < 500:
+            # Identity refused the question itself (say, a credential longer than any key): not a key.
+            return None
         if response.status_code != 200:
             raise IdentityUnavailable(f"identity answered {response.status_code}")
         body = response.json()

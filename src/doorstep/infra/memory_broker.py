@@ -224,14 +224,20 @@ class MemoryBroker:
                     subscription = by_consumer.get(row.consumer)
                     if subscription is None:
                         continue
+                    handled: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+                    subscription.queue.put_nowait((CloudEvent.model_validate_json(row.envelope), handled))
+                    # Forget the dead letter only once its consumer is done with it: a crash before then
+                    # leaves it marked, and it is replayed again on the next start. A consumer that fails
+                    # again has rewritten the row without the mark, which this delete then leaves alone.
+                    await handled
                     async with engine.begin() as connection:
                         await connection.execute(
-                            delete(table).where(table.c.id == row.id, table.c.consumer == row.consumer)
+                            delete(table).where(
+                                table.c.id == row.id,
+                                table.c.consumer == row.consumer,
+                                table.c.replay_requested_at.is_not(None),
+                            )
                         )
-                    loop = asyncio.get_running_loop()
-                    subscription.queue.put_nowait(
-                        (CloudEvent.model_validate_json(row.envelope), loop.create_future())
-                    )
                     log.info("dead_letter_replayed", consumer=row.consumer, event_id=row.id)
             except asyncio.CancelledError:
                 raise

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -71,6 +71,7 @@ class RabbitMQBroker:
         prefetch: int = 32,
         queue_prefix: str = "doorstep",
         known_consumers: Sequence[str] = (),
+        topology: Mapping[str, Sequence[str]] | None = None,
         retry_backoff: float = 0.1,
     ) -> None:
         if delivery_limit < 1:
@@ -84,6 +85,7 @@ class RabbitMQBroker:
         self._prefetch = prefetch
         self._queue_prefix = queue_prefix
         self._known_consumers = tuple(known_consumers)
+        self._topology = {consumer: tuple(patterns) for consumer, patterns in (topology or {}).items()}
         self._subscriptions: dict[str, _Subscription] = {}
         self._session: _Session | None = None
         self._closing = False
@@ -203,20 +205,23 @@ class RabbitMQBroker:
         dead_letter_exchange = await channel.declare_exchange(
             self.dead_letter_exchange_name, aio_pika.ExchangeType.DIRECT, durable=True
         )
+        # Every known consumer's queue, not only this process's: an event published before its consumer
+        # first starts must wait in that consumer's queue, not be confirmed and routed nowhere.
+        bindings = dict(self._topology)
         for subscription in self._subscriptions.values():
-            queue = await channel.declare_queue(
-                self.queue_name(subscription.consumer),
-                durable=True,
-                arguments=self._queue_arguments(subscription.consumer),
+            bindings[subscription.consumer] = tuple(
+                dict.fromkeys([*bindings.get(subscription.consumer, ()), *subscription.patterns])
             )
-            for pattern in subscription.patterns:
+        for consumer, patterns in bindings.items():
+            queue = await channel.declare_queue(
+                self.queue_name(consumer), durable=True, arguments=self._queue_arguments(consumer)
+            )
+            for pattern in patterns:
                 await queue.bind(exchange, routing_key=pattern)
             dead_queue = await channel.declare_queue(
-                self.dead_queue_name(subscription.consumer),
-                durable=True,
-                arguments={"x-queue-type": "quorum"},
+                self.dead_queue_name(consumer), durable=True, arguments={"x-queue-type": "quorum"}
             )
-            await dead_queue.bind(dead_letter_exchange, routing_key=subscription.consumer)
+            await dead_queue.bind(dead_letter_exchange, routing_key=consumer)
         return _Session(connection, channel, exchange, dead_letter_exchange)
 
     def _queue_arguments(self, consumer: str) -> dict[str, Any]:

@@ -146,9 +146,15 @@ async def receive_webhook(
     declared = request.headers.get("content-length")
     if declared is not None and declared.isdigit() and int(declared) > MAX_WEBHOOK_BYTES:
         raise PayloadTooLarge(f"deliveries are limited to {MAX_WEBHOOK_BYTES} bytes")
-    body = await request.body()
-    if len(body) > MAX_WEBHOOK_BYTES:
-        raise PayloadTooLarge(f"deliveries are limited to {MAX_WEBHOOK_BYTES} bytes")
+    # Read as a stream and stop at the limit: a chunked body has no length to check up front.
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_WEBHOOK_BYTES:
+            raise PayloadTooLarge(f"deliveries are limited to {MAX_WEBHOOK_BYTES} bytes")
+        chunks.append(chunk)
+    body = b"".join(chunks)
     receipt: Receipt = await service.bus.handle(
         ReceiveWebhook(platform=platform, token=token, headers=dict(request.headers.items()), body=body)
     )

@@ -8,6 +8,9 @@ from doorstep.kernel.bus import MessageBus
 from doorstep.kernel.messages import CloudEvent
 from doorstep.kernel.service import Subscription
 
+# What the integrations service consumes; every process declares these bindings so no event finds no queue.
+PATTERNS = (OrderCreated.event_type,)
+
 
 def subscriptions(bus: MessageBus) -> list[Subscription]:
     async def on_order_created(envelope: CloudEvent) -> None:
@@ -23,4 +26,4 @@ def subscriptions(bus: MessageBus) -> list[Subscription]:
             causing_message=envelope,
         )
 
-    return [Subscription((OrderCreated.event_type,), on_order_created)]
+    return [Subscription(PATTERNS, on_order_created)]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -89,7 +90,7 @@ async def _receive_webhook(cmd: ReceiveWebhook, uow: IntegrationsUnitOfWork) -> 
             adapter.verify(headers=cmd.headers, body=cmd.body, secret=connection.secret)
         except SignatureInvalid as error:
             raise WebhookSignatureInvalid(str(error)) from None
-        platform_delivery_id = adapter.delivery_id(headers=cmd.headers, body=cmd.body)
+        platform_delivery_id = _bounded(adapter.delivery_id(headers=cmd.headers, body=cmd.body))
         if platform_delivery_id is not None:
             earlier = await uow.deliveries.by_platform_delivery_id(
                 connection_id=connection.id, platform_delivery_id=platform_delivery_id
@@ -137,6 +138,9 @@ def _map(
     except (UnicodeDecodeError, json.JSONDecodeError) as error:
         delivery.failed(reason=f"the body is not JSON: {error}", field=None)
         return
+    except RecursionError:
+        delivery.failed(reason="the body nests too deeply to be an order", field=None)
+        return
     try:
         mapped = adapter.map_order(payload, settings=connection.settings)
     except UnmappablePayload as error:
@@ -153,6 +157,13 @@ def _map(
         ),
         tenant_id=connection.tenant_id,
     )
+
+
+def _bounded(delivery_id: str | None) -> str | None:
+    """Delivery ids longer than the column (or with characters PostgreSQL refuses) are kept as their hash."""
+    if delivery_id is None or (len(delivery_id) <= 200 and "\x00" not in delivery_id):
+        return delivery_id
+    return "sha256:" + hashlib.sha256(delivery_id.encode("utf-8", "surrogatepass")).hexdigest()
 
 
 def _adapter(platform: str) -> PlatformAdapter:

@@ -27,16 +27,30 @@ class Authenticator(Protocol):
     async def authenticate(self, credential: str) -> Principal | None: ...
 
 
-async def current_principal(request: Request) -> Principal:
+MAX_CREDENTIAL_LENGTH = 500
+
+
+def bearer_credential(request: Request) -> str:
     header = request.headers.get("authorization", "")
     scheme, _, credential = header.partition(" ")
-    if scheme.lower() != "bearer" or not credential.strip():
+    credential = credential.strip()
+    if scheme.lower() != "bearer" or not credential:
         raise Unauthenticated("send `Authorization: Bearer <api key>`")
-    authenticator: Authenticator = request.app.state.authenticator
-    principal = await authenticator.authenticate(credential.strip())
+    return credential
+
+
+def known(principal: Principal | None) -> Principal:
     if principal is None:
         raise Unauthenticated("the credential is unknown, revoked or expired")
     return principal
+
+
+async def current_principal(request: Request) -> Principal:
+    credential = bearer_credential(request)
+    if len(credential) > MAX_CREDENTIAL_LENGTH:
+        raise Unauthenticated("the credential is unknown, revoked or expired")
+    authenticator: Authenticator = request.app.state.authenticator
+    return known(await authenticator.authenticate(credential))
 
 
 Authenticated = Annotated[Principal, Depends(current_principal)]

@@ -125,12 +125,12 @@ def _install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(StarletteHTTPException)
     async def _http(request: Request, error: StarletteHTTPException) -> Response:
         detail = error.detail if isinstance(error.detail, str) else None
-        return problem(
-            error.status_code,
-            title=_title(error.status_code),
-            detail=detail,
-            instance=request.url.path,
+        response = problem(
+            error.status_code, title=_title(error.status_code), detail=detail, instance=request.url.path
         )
+        for name, value in (error.headers or {}).items():
+            response.headers[name] = value
+        return response
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> Response:
@@ -193,19 +193,37 @@ class RequestContextMiddleware:
         incoming = _header(scope, b"x-request-id")
         request_id = incoming if incoming and _REQUEST_ID.match(incoming) else new_id()
         token = context.correlation_id.set(request_id)
-        structlog.contextvars.bind_contextvars(request_id=request_id)
+        bound = structlog.contextvars.bind_contextvars(request_id=request_id)
         status = 500
         started = time.perf_counter()
+        response_started = False
 
         async def send_with_id(message: Message) -> None:
-            nonlocal status
+            nonlocal status, response_started
             if message["type"] == "http.response.start":
                 status = message["status"]
+                response_started = True
                 message["headers"] = [*message.get("headers", []), (b"x-request-id", request_id.encode())]
             await send(message)
 
         try:
-            await self.app(scope, receive, send_with_id)
+            if "\x00" in scope.get("path", "") or b"%00" in scope.get("query_string", b""):
+                # PostgreSQL text cannot hold U+0000; no id, filter or token of ours contains it.
+                await problem(
+                    422,
+                    title="The request is not valid",
+                    detail="NUL characters are not accepted",
+                    slug="validation-error",
+                )(scope, receive, send_with_id)
+            else:
+                await self.app(scope, receive, send_with_id)
+        except Exception:
+            log.exception("unhandled_error", path=scope.get("path"))
+            if response_started:
+                raise
+            await problem(500, title="Internal error", detail="the error was logged", slug="internal-error")(
+                scope, receive, send_with_id
+            )
         finally:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"
@@ -213,7 +231,7 @@ class RequestContextMiddleware:
             REQUESTS.labels(self.service, method, route, str(status)).inc()
             LATENCY.labels(self.service, method, route).observe(elapsed)
             log.debug("request", method=method, route=route, status=status, ms=round(elapsed * 1000, 2))
-            structlog.contextvars.unbind_contextvars("request_id")
+            structlog.contextvars.reset_contextvars(**bound)
             context.correlation_id.reset(token)
 
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import hashlib
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, File, Header, Query, Request, Response, UploadFile
@@ -53,6 +53,17 @@ class OrderPatch(BaseModel):
 
 
 _NULLABLE = {"merchant_id", "notes"}
+
+
+def _utc(moment: datetime | None, field: str) -> datetime | None:
+    if moment is None:
+        return None
+    if moment.tzinfo is None:
+        raise InvalidInput("give a UTC offset, e.g. 2026-11-21T18:00:00Z", field=field)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput("the time is out of range", field=field) from None
 
 
 def _json(body: str, status_code: int, **headers: str) -> Response:
@@ -107,8 +118,8 @@ async def list_orders(
         statuses=status or (),
         source=source,
         merchant_id=merchant_id,
-        created_from=created_from,
-        created_to=created_to,
+        created_from=_utc(created_from, "created_from"),
+        created_to=_utc(created_to, "created_to"),
         text=q,
         limit=limit,
         cursor=cursor,

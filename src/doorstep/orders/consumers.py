@@ -8,6 +8,9 @@ from doorstep.kernel.messages import CloudEvent
 from doorstep.kernel.service import Subscription
 from doorstep.orders.domain.commands import PlaceOrder
 
+# What the orders service consumes; every process declares these bindings so no event finds no queue.
+PATTERNS = (OrderReceived.event_type,)
+
 
 def subscriptions(bus: MessageBus) -> list[Subscription]:
     async def on_order_received(envelope: CloudEvent) -> None:
@@ -24,4 +27,4 @@ def subscriptions(bus: MessageBus) -> list[Subscription]:
             causing_message=envelope,
         )
 
-    return [Subscription((OrderReceived.event_type,), on_order_received)]
+    return [Subscription(PATTERNS, on_order_received)]

@@ -95,13 +95,13 @@ def _identity_client(settings: Settings, local_app: FastAPI | None) -> httpx.Asy
 def _dispatcher(service: Service) -> EventHandler:
     async def dispatch(envelope: CloudEvent) -> None:
         correlation = context.correlation_id.set(envelope.correlationid or envelope.id)
-        structlog.contextvars.bind_contextvars(event_id=envelope.id, event_type=envelope.type)
+        bound = structlog.contextvars.bind_contextvars(event_id=envelope.id, event_type=envelope.type)
         try:
             for subscription in service.subscriptions:
                 if any(topic_matches(pattern, envelope.type) for pattern in subscription.patterns):
                     await subscription.handler(envelope)
         finally:
-            structlog.contextvars.unbind_contextvars("event_id", "event_type")
+            structlog.contextvars.reset_contextvars(**bound)
             context.correlation_id.reset(correlation)
 
     return dispatch

@@ -9,10 +9,12 @@ from doorstep.infra.memory_broker import MemoryBroker
 from doorstep.infra.migrations import upgrade
 from doorstep.infra.rabbitmq import RabbitMQBroker
 from doorstep.integrations import bootstrap as integrations
+from doorstep.integrations import consumers as integrations_consumers
 from doorstep.kernel.broker import Broker
 from doorstep.kernel.service import Service
 from doorstep.kernel.settings import SERVICES, Settings
 from doorstep.orders import bootstrap as orders
+from doorstep.orders import consumers as orders_consumers
 
 BUILDERS: dict[str, Callable[[Settings], Service]] = {
     identity.NAME: identity.build,
@@ -20,6 +22,12 @@ BUILDERS: dict[str, Callable[[Settings], Service]] = {
     integrations.NAME: integrations.build,
 }
 assert tuple(BUILDERS) == SERVICES
+# Every consumer's queue and bindings, declared by every process that touches the broker: an event
+# published before its consumer ever started still finds its queue and waits there.
+TOPOLOGY: dict[str, tuple[str, ...]] = {
+    orders.NAME: orders_consumers.PATTERNS,
+    integrations.NAME: integrations_consumers.PATTERNS,
+}
 
 
 def build_services(settings: Settings, names: Sequence[str] = SERVICES) -> list[Service]:
@@ -41,6 +49,7 @@ def make_broker(settings: Settings) -> Broker:
             queue_prefix=settings.broker_queue_prefix,
             delivery_limit=settings.broker_delivery_limit,
             known_consumers=SERVICES,
+            topology=TOPOLOGY,
         )
     raise ValueError(f"DOORSTEP_BROKER_URL must be memory:// or amqp://..., not {url!r}")
 

@@ -418,3 +418,23 @@ async def test_close_lets_the_message_in_hand_finish_and_acks_it(sandbox: Sandbo
     await restarted.start()
     await settle()
     assert again.events == []
+
+
+async def test_an_event_published_before_its_consumer_ever_started_waits_in_its_queue(
+    sandbox: Sandbox,
+) -> None:
+    # Given a publishing process that knows the topology but consumes nothing, and no consumer running yet
+    publisher = sandbox.broker(topology={"orders": [ORDER_CREATED]})
+    await publisher.start()
+    created = cloud_event(ORDER_CREATED, order="o-early")
+
+    # When it publishes, and only afterwards the consuming process starts
+    await publisher.publish([created])
+    consumer = sandbox.broker()
+    orders = Recorder()
+    consumer.subscribe("orders", [ORDER_CREATED], orders)
+    await consumer.start()
+
+    # Then the consumer still gets the event: it waited in the consumer's queue
+    await wait_until(orders.received(1))
+    assert orders.events == [created]

@@ -1,7 +1,7 @@
 from collections.abc import Iterable
 
 from doorstep.contracts.orders import OrderStatus
-from doorstep.kernel.errors import Conflict, DoorstepError, NotFound
+from doorstep.kernel.errors import Conflict, DoorstepError, InvalidInput, NotFound
 
 
 class OrderNotFound(NotFound):
@@ -55,3 +55,8 @@ class OrderChangedConcurrently(Conflict):
 
     def __init__(self, order_id: str) -> None:
         super().__init__(f"order {order_id} was changed by another request; read it again and retry")
+
+
+class OrderTotalTooLarge(InvalidInput):
+    slug = "order-total-too-large"
+    title = "The order total is too large"

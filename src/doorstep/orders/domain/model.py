@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 from doorstep.contracts.orders import (
+    MAX_ORDER_TOTAL,
     Customer,
     Item,
     OrderCreated,
@@ -20,7 +21,7 @@ from doorstep.contracts.orders import (
     Totals,
 )
 from doorstep.kernel.aggregate import Aggregate
-from doorstep.orders.domain.errors import IllegalStatusTransition, OrderFieldLocked
+from doorstep.orders.domain.errors import IllegalStatusTransition, OrderFieldLocked, OrderTotalTooLarge
 
 S = OrderStatus
 
@@ -154,8 +155,15 @@ class Order(Aggregate):
                 raise OrderFieldLocked(name, self.status)
         if not changed:
             return []
+        before = {name: getattr(self, name) for name in changed}
         for name in changed:
             setattr(self, name, changes[name])
+        if self.totals.total > MAX_ORDER_TOTAL:
+            for name, value in before.items():
+                setattr(self, name, value)
+            raise OrderTotalTooLarge(
+                f"with this change the total would exceed {MAX_ORDER_TOTAL} minor units", field=changed[0]
+            )
         self.updated_at = now
         self.record(OrderUpdated(changed_fields=changed, order=self.snapshot()))
         return changed

@@ -1,0 +1,48 @@
+"""The app factory's promise: every error is a problem with the request's id, even an unexpected one."""
+
+import httpx
+from fastapi import APIRouter
+
+from doorstep.kernel.http import create_app
+
+
+def app_with_a_broken_route() -> httpx.AsyncClient:
+    router = APIRouter()
+
+    @router.get("/boom")
+    async def boom() -> None:
+        raise RuntimeError("a bug")
+
+    app = create_app(service="test", routers=[router])
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app, raise_app_exceptions=False), base_url="http://t"
+    )
+
+
+async def test_an_unexpected_error_is_a_500_problem_carrying_the_request_id() -> None:
+    # Given a route with a bug
+    async with app_with_a_broken_route() as client:
+        # When it is called with a request id
+        response = await client.get("/boom", headers={"X-Request-ID": "req-42"})
+    # Then the answer is a 500 problem that names the request, in the body and the header
+    assert response.status_code == 500
+    assert response.headers["content-type"] == "application/problem+json"
+    assert response.headers["x-request-id"] == "req-42"
+    assert response.json() == {
+        "type": "https://doorstep.dev/problems/internal-error",
+        "title": "Internal error",
+        "status": 500,
+        "detail": "the error was logged",
+        "request_id": "req-42",
+    }
+
+
+async def test_a_wrong_method_is_a_405_problem_with_allow() -> None:
+    # Given the same app
+    async with app_with_a_broken_route() as client:
+        # When a route is called with a method it does not have
+        response = await client.post("/boom")
+    # Then the problem keeps the Allow header
+    assert response.status_code == 405
+    assert response.headers["allow"] == "GET"
+    assert response.json()["type"] == "https://doorstep.dev/problems/method-not-allowed"

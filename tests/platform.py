@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from sqlalchemy.engine import make_url
 
 from doorstep.identity.domain.commands import CreateTenant
-from doorstep.kernel.service import Service
+from doorstep.infra.service import Service
 from doorstep.kernel.settings import SERVICES, Settings
 from doorstep.runtime.app import build_app
 from doorstep.runtime.services import build_services, make_broker

@@ -13,8 +13,8 @@ from doorstep.identity.domain.commands import CreateApiKey, RevokeApiKey
 from doorstep.identity.domain.errors import TenantNotFound
 from doorstep.identity.domain.model import ApiKey
 from doorstep.identity.handlers import IssuedKey
+from doorstep.infra.service import Service
 from doorstep.kernel.auth import MAX_CREDENTIAL_LENGTH, Principal, bearer_credential, known
-from doorstep.kernel.service import Service
 
 router = APIRouter(prefix="/v1/identity", tags=["identity"])
 
@@ -72,7 +72,10 @@ class ApiKeyIn(BaseModel):
 
 
 class ApiKeyList(BaseModel):
+    """Every key of the tenant in one page; `next_cursor` is there for the shape all lists share."""
+
     items: list[ApiKeyOut]
+    next_cursor: None = None
 
 
 class IntrospectionIn(BaseModel):

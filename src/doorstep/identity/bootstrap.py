@@ -8,7 +8,7 @@ from doorstep.identity import api
 from doorstep.identity.adapters.tables import inbox, outbox
 from doorstep.identity.adapters.unit_of_work import IdentityUnitOfWork
 from doorstep.identity.handlers import HANDLERS
-from doorstep.kernel.service import Service, assemble
+from doorstep.infra.service import Service, assemble
 from doorstep.kernel.settings import Settings
 
 NAME = "identity"

@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from doorstep.infra.service import Service
 from doorstep.integrations import views
 from doorstep.integrations.domain.commands import OpenConnection, ReceiveWebhook, ReplayDelivery
 from doorstep.integrations.domain.errors import DeliveryNotFound, PayloadTooLarge
@@ -16,7 +17,6 @@ from doorstep.integrations.domain.model import Connection, DeliveryStatus, Inbou
 from doorstep.integrations.handlers import Receipt
 from doorstep.kernel.auth import Authenticated
 from doorstep.kernel.pagination import Page
-from doorstep.kernel.service import Service
 
 router = APIRouter(prefix="/v1/integrations", tags=["integrations"])
 
@@ -57,7 +57,10 @@ class NewConnectionOut(ConnectionOut):
 
 
 class ConnectionList(BaseModel):
+    """Every connection of the tenant in one page; `next_cursor` is there for the shape all lists share."""
+
     items: list[ConnectionOut]
+    next_cursor: None = None
 
 
 class ReceiptOut(BaseModel):

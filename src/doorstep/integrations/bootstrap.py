@@ -4,11 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from doorstep.infra.service import Service, assemble
 from doorstep.integrations import api, consumers
 from doorstep.integrations.adapters.tables import inbox, outbox
 from doorstep.integrations.adapters.unit_of_work import IntegrationsUnitOfWork
 from doorstep.integrations.handlers import HANDLERS
-from doorstep.kernel.service import Service, assemble
 from doorstep.kernel.settings import Settings
 
 NAME = "integrations"

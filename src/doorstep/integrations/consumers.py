@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 from doorstep.contracts.orders import OrderCreated
+from doorstep.infra.service import Subscription
 from doorstep.integrations.domain.commands import LinkOrder
 from doorstep.kernel.bus import MessageBus
 from doorstep.kernel.messages import CloudEvent
-from doorstep.kernel.service import Subscription
 
 # What the integrations service consumes; every process declares these bindings so no event finds no queue.
 PATTERNS = (OrderCreated.event_type,)

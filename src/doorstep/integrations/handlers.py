@@ -43,9 +43,15 @@ class Receipt:
 async def open_connection(cmd: OpenConnection, *, uow: IntegrationsUnitOfWork) -> Connection:
     if cmd.platform not in PLATFORMS:
         raise UnsupportedPlatform(
-            f"unknown platform {cmd.platform!r}; supported: {', '.join(sorted(PLATFORMS))}", field="platform"
+            f"unknown platform {cmd.platform!r}; supported: {', '.join(sorted(PLATFORMS))}",
+            field="platform",
+            location="body",
         )
     _check_settings(cmd.platform, cmd.settings)
+    if cmd.secret is not None and not 16 <= len(cmd.secret) <= 200:
+        raise InvalidConnectionSettings(
+            "a signing secret has 16 to 200 characters", field="secret", location="body"
+        )
     connection = Connection.open(
         tenant_id=cmd.tenant_id, platform=cmd.platform, settings=cmd.settings, secret=cmd.secret, now=utcnow()
     )
@@ -58,7 +64,9 @@ async def open_connection(cmd: OpenConnection, *, uow: IntegrationsUnitOfWork) -
 def _check_settings(platform: str, settings: Mapping[str, object]) -> None:
     if platform == "shopify" and "pickup" not in settings:
         raise InvalidConnectionSettings(
-            "a Shopify connection needs the shop's location as settings.pickup", field="settings.pickup"
+            "a Shopify connection needs the shop's location as settings.pickup",
+            field="settings.pickup",
+            location="body",
         )
     if "pickup" in settings:
         try:
@@ -67,7 +75,7 @@ def _check_settings(platform: str, settings: Mapping[str, object]) -> None:
             first = error.errors()[0]
             path = ".".join(str(part) for part in first["loc"])
             raise InvalidConnectionSettings(
-                first["msg"], field=f"settings.pickup.{path}".rstrip(".")
+                first["msg"], field=f"settings.pickup.{path}".rstrip("."), location="body"
             ) from None
 
 

@@ -43,8 +43,10 @@ class InvalidInput(DoorstepError):
     title = "Invalid input"
     status = 422
 
-    def __init__(self, detail: str, *, field: str | None, **extensions: Any) -> None:
-        super().__init__(detail, errors=[{"field": field, "message": detail}], **extensions)
+    def __init__(
+        self, detail: str, *, field: str | None, location: str | None = None, **extensions: Any
+    ) -> None:
+        super().__init__(detail, errors=[{"field": field, "in": location, "message": detail}], **extensions)
         self.field = field
 
 

@@ -29,7 +29,9 @@ def decode_cursor(cursor: str) -> dict[str, Any]:
         raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4))
         position = json.loads(raw)
     except (binascii.Error, ValueError):
-        raise InvalidInput("the cursor is not one this API returned", field="cursor") from None
+        raise InvalidInput(
+            "the cursor is not one this API returned", field="cursor", location="query"
+        ) from None
     if not isinstance(position, dict):
-        raise InvalidInput("the cursor is not one this API returned", field="cursor")
+        raise InvalidInput("the cursor is not one this API returned", field="cursor", location="query")
     return position

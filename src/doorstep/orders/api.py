@@ -10,10 +10,10 @@ from fastapi import APIRouter, Depends, File, Header, Query, Request, Response, 
 from pydantic import BaseModel, ConfigDict, Field
 
 from doorstep.contracts.orders import Customer, Item, OrderDraft, OrderStatus, Payment, Stop
+from doorstep.infra.service import Service
 from doorstep.kernel.auth import Authenticated
 from doorstep.kernel.errors import InvalidInput
 from doorstep.kernel.pagination import Page
-from doorstep.kernel.service import Service
 from doorstep.orders import views
 from doorstep.orders.domain.commands import AmendOrder, ChangeOrderStatus, PlaceOrder
 from doorstep.orders.domain.errors import OrderNotFound
@@ -59,11 +59,11 @@ def _utc(moment: datetime | None, field: str) -> datetime | None:
     if moment is None:
         return None
     if moment.tzinfo is None:
-        raise InvalidInput("give a UTC offset, e.g. 2026-11-21T18:00:00Z", field=field)
+        raise InvalidInput("give a UTC offset, e.g. 2026-11-21T18:00:00Z", field=field, location="query")
     try:
         return moment.astimezone(UTC)
     except OverflowError:
-        raise InvalidInput("the time is out of range", field=field) from None
+        raise InvalidInput("the time is out of range", field=field, location="query") from None
 
 
 def _json(body: str, status_code: int, **headers: str) -> Response:
@@ -143,7 +143,7 @@ async def amend_order(
     for name in patch.model_fields_set:
         value = getattr(patch, name)
         if value is None and name not in _NULLABLE:
-            raise InvalidInput(f"{name} cannot be null", field=name)
+            raise InvalidInput(f"{name} cannot be null", field=name, location="body")
         changes[name] = value
     order: views.OrderDetail = await service.bus.handle(
         AmendOrder(tenant_id=principal.tenant_id, order_id=order_id, changes=changes, actor=principal.actor)

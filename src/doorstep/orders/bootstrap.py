@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
-from doorstep.kernel.service import Service, assemble
+from doorstep.infra.service import Service, assemble
 from doorstep.kernel.settings import Settings
 from doorstep.orders import api, consumers
+from doorstep.orders.adapters.repositories import prune_idempotency_keys
 from doorstep.orders.adapters.tables import inbox, outbox
 from doorstep.orders.adapters.unit_of_work import OrdersUnitOfWork
 from doorstep.orders.handlers import HANDLERS
@@ -15,7 +18,7 @@ NAME = "orders"
 
 
 def build(settings: Settings) -> Service:
-    return assemble(
+    service = assemble(
         name=NAME,
         settings=settings,
         unit_of_work=OrdersUnitOfWork,
@@ -26,3 +29,6 @@ def build(settings: Settings) -> Service:
         routers=[api.router],
         consumers=consumers.subscriptions,
     )
+    retention = timedelta(hours=settings.idempotency_retention_hours)
+    service.maintenance.append(partial(prune_idempotency_keys, service.database, older_than=retention))
+    return service

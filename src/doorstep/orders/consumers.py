@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from doorstep.contracts.integrations import OrderReceived
+from doorstep.infra.service import Subscription
 from doorstep.kernel.bus import MessageBus
 from doorstep.kernel.messages import CloudEvent
-from doorstep.kernel.service import Subscription
 from doorstep.orders.domain.commands import PlaceOrder
 
 # What the orders service consumes; every process declares these bindings so no event finds no queue.

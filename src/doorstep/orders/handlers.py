@@ -122,13 +122,13 @@ async def _import_order_batch(cmd: ImportOrderBatch, uow: OrdersUnitOfWork) -> B
         seen = await uow.orders.existing_external_ids(
             tenant_id=cmd.tenant_id,
             source=source,
-            external_ids=[parsed.draft.external_id for parsed in cmd.orders if parsed.draft.external_id],
+            external_ids=[draft.external_id for draft in cmd.drafts if draft.external_id],
         )
         now = utcnow()
         new_orders: list[Order] = []
         duplicates = 0
-        for parsed in cmd.orders:
-            external_id = parsed.draft.external_id
+        for draft in cmd.drafts:
+            external_id = draft.external_id
             if external_id in seen:
                 duplicates += 1
                 continue
@@ -139,7 +139,7 @@ async def _import_order_batch(cmd: ImportOrderBatch, uow: OrdersUnitOfWork) -> B
                     id=new_id(),
                     tenant_id=cmd.tenant_id,
                     source=source,
-                    draft=parsed.draft,
+                    draft=draft,
                     actor=cmd.actor,
                     now=now,
                 )

@@ -48,10 +48,10 @@ async def import_csv(
         try:
             batch, errors, finished = await asyncio.to_thread(_next_batch, parsed)
         except CsvHeaderError as error:
-            raise InvalidInput(str(error), field="file") from None
+            raise InvalidInput(str(error), field="file", location="body") from None
         except UnicodeDecodeError as error:
             raise InvalidInput(
-                f"the file is not UTF-8 text (byte {error.start} of a chunk)", field="file"
+                f"the file is not UTF-8 text (byte {error.start} of a chunk)", field="file", location="body"
             ) from None
         for row_error in errors:
             report.errors_total += 1
@@ -61,7 +61,7 @@ async def import_csv(
                 )
         if batch:
             outcome: BatchOutcome = await bus.handle(
-                ImportOrderBatch(tenant_id=tenant_id, actor=actor, orders=batch)
+                ImportOrderBatch(tenant_id=tenant_id, actor=actor, drafts=[parsed.draft for parsed in batch])
             )
             report.created += outcome.created
             report.duplicates += outcome.duplicates

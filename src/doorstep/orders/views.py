@@ -120,7 +120,7 @@ async def list_orders(
     if cursor:
         before = decode_cursor(cursor).get("before")
         if not isinstance(before, str) or not before:
-            raise InvalidInput("the cursor is not one this API returned", field="cursor")
+            raise InvalidInput("the cursor is not one this API returned", field="cursor", location="query")
         query = query.where(orders.c.id < before)
     query = query.order_by(orders.c.id.desc()).limit(limit + 1)
     async with database.reader() as session:

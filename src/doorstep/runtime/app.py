@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -12,11 +14,11 @@ from fastapi import FastAPI
 
 from doorstep.infra.identity_client import HttpAuthenticator
 from doorstep.infra.outbox_relay import OutboxRelay
+from doorstep.infra.service import Service
 from doorstep.kernel import context
 from doorstep.kernel.broker import Broker, EventHandler, topic_matches
 from doorstep.kernel.http import create_app
 from doorstep.kernel.messages import CloudEvent
-from doorstep.kernel.service import Service
 from doorstep.kernel.settings import Settings
 from doorstep.runtime.services import migrate
 
@@ -54,10 +56,14 @@ def build_app(
         await broker.start()
         for relay in relays:
             await relay.start()
+        housekeeping = asyncio.create_task(_housekeeping(services), name="housekeeping")
         log.info("doorstep_started", services=names, broker=settings.broker_url.split("@")[-1])
         try:
             yield
         finally:
+            housekeeping.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await housekeeping
             for relay in relays:
                 await relay.stop()
             await broker.close()
@@ -79,6 +85,17 @@ def build_app(
     app.state.broker = broker
     app.state.relays = relays
     return app
+
+
+async def _housekeeping(services: Sequence[Service], every: timedelta = timedelta(minutes=10)) -> None:
+    while True:
+        for service in services:
+            for task in service.maintenance:
+                try:
+                    await task()
+                except Exception:
+                    log.exception("maintenance_failed", service=service.name)
+        await asyncio.sleep(every.total_seconds())
 
 
 def _identity_client(settings: Settings, local_app: FastAPI | None) -> httpx.AsyncClient:

@@ -22,10 +22,10 @@ from doorstep.contracts.orders import (
 )
 from doorstep.identity import views as identity_views
 from doorstep.identity.domain.commands import CreateTenant
+from doorstep.infra.service import Service
 from doorstep.integrations.adapters.platforms.shopify import sign_shopify_payload
 from doorstep.integrations.domain.commands import OpenConnection, ReceiveWebhook
 from doorstep.kernel.clock import utcnow
-from doorstep.kernel.service import Service
 from doorstep.kernel.settings import Settings
 from doorstep.orders.domain.commands import ChangeOrderStatus, PlaceOrder
 from doorstep.orders.handlers import Placement

@@ -8,10 +8,10 @@ from doorstep.identity import bootstrap as identity
 from doorstep.infra.memory_broker import MemoryBroker
 from doorstep.infra.migrations import upgrade
 from doorstep.infra.rabbitmq import RabbitMQBroker
+from doorstep.infra.service import Service
 from doorstep.integrations import bootstrap as integrations
 from doorstep.integrations import consumers as integrations_consumers
 from doorstep.kernel.broker import Broker
-from doorstep.kernel.service import Service
 from doorstep.kernel.settings import SERVICES, Settings
 from doorstep.orders import bootstrap as orders
 from doorstep.orders import consumers as orders_consumers

@@ -24,11 +24,11 @@ from doorstep.contracts.integrations import OrderReceived
 from doorstep.contracts.orders import Customer, GeoPoint, Item, OrderCreated, OrderDraft, Stop
 from doorstep.infra.migrations import upgrade
 from doorstep.infra.outbox_relay import OutboxRelay
+from doorstep.infra.service import Service
 from doorstep.kernel.broker import DeadLetter, DeadLetterNotFound, EventHandler
 from doorstep.kernel.clock import utcnow
 from doorstep.kernel.ids import new_id
 from doorstep.kernel.messages import CloudEvent
-from doorstep.kernel.service import Service
 from doorstep.kernel.settings import SERVICES, Settings
 from doorstep.orders import bootstrap as orders_service
 from doorstep.orders.adapters.tables import inbox, orders, outbox

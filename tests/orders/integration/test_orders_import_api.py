@@ -174,7 +174,9 @@ async def test_a_file_missing_a_required_column_is_refused_naming_file(platform:
 
     # Then the whole file is refused, naming the file and the missing column
     problem = assert_problem(response, 422, "invalid-input")
-    assert problem["errors"] == [{"field": "file", "message": "missing required columns: currency"}]
+    assert problem["errors"] == [
+        {"field": "file", "in": "body", "message": "missing required columns: currency"}
+    ]
     assert problem["detail"] == "missing required columns: currency"
     assert await csv_orders(platform, tenant) == {}
 
@@ -206,7 +208,7 @@ async def test_an_empty_file_or_no_file_is_refused_naming_file(platform: Running
 
     # Then both are problems naming `file`
     assert assert_problem(empty, 422, "invalid-input")["errors"] == [
-        {"field": "file", "message": "the file is empty"}
+        {"field": "file", "in": "body", "message": "the file is empty"}
     ]
     assert [(e["field"], e["in"]) for e in assert_problem(no_file, 422, "validation-error")["errors"]] == [
         ("file", "body")

@@ -21,7 +21,6 @@ from doorstep.contracts.orders import (
 )
 from doorstep.kernel.bus import MessageBus
 from doorstep.kernel.messages import CloudEvent
-from doorstep.orders.csv_orders import ParsedOrder
 from doorstep.orders.domain.commands import AmendOrder, ChangeOrderStatus, ImportOrderBatch, PlaceOrder
 from doorstep.orders.domain.errors import (
     IdempotencyKeyReused,
@@ -495,13 +494,9 @@ async def test_amending_an_unknown_order_is_not_found(bus: MessageBus, store: Fa
 # ImportOrderBatch
 
 
-def parsed(row: int, external_id: str) -> ParsedOrder:
-    return ParsedOrder(row, draft(external_id))
-
-
 async def test_a_batch_counts_new_orders_and_duplicates(bus: MessageBus, store: FakeOrdersStore) -> None:
     # Given C-1 was imported before
-    first = await bus.handle(ImportOrderBatch(tenant_id=TENANT, actor="user:ada", orders=[parsed(1, "C-1")]))
+    first = await bus.handle(ImportOrderBatch(tenant_id=TENANT, actor="user:ada", drafts=[draft("C-1")]))
     assert first == BatchOutcome(created=1, duplicates=0)
 
     # When a batch repeats C-1, and B-1 twice within itself
@@ -509,7 +504,7 @@ async def test_a_batch_counts_new_orders_and_duplicates(bus: MessageBus, store: 
         ImportOrderBatch(
             tenant_id=TENANT,
             actor="user:ada",
-            orders=[parsed(1, "A-1"), parsed(2, "B-1"), parsed(3, "C-1"), parsed(4, "B-1"), parsed(5, "D-1")],
+            drafts=[draft("A-1"), draft("B-1"), draft("C-1"), draft("B-1"), draft("D-1")],
         )
     )
 
@@ -531,7 +526,7 @@ async def test_a_batch_that_is_all_duplicates_creates_nothing(
     bus: MessageBus, store: FakeOrdersStore
 ) -> None:
     # Given a batch imported once
-    batch = ImportOrderBatch(tenant_id=TENANT, actor="user:ada", orders=[parsed(1, "A-1"), parsed(2, "B-1")])
+    batch = ImportOrderBatch(tenant_id=TENANT, actor="user:ada", drafts=[draft("A-1"), draft("B-1")])
     await bus.handle(batch)
 
     # When it is imported again
@@ -550,9 +545,7 @@ async def test_a_batch_ignores_orders_placed_through_another_source(
     await placed(bus, store, "A-1")
 
     # When a CSV batch brings A-1
-    outcome = await bus.handle(
-        ImportOrderBatch(tenant_id=TENANT, actor="user:ada", orders=[parsed(1, "A-1")])
-    )
+    outcome = await bus.handle(ImportOrderBatch(tenant_id=TENANT, actor="user:ada", drafts=[draft("A-1")]))
 
     # Then the CSV's A-1 is its own order
     assert outcome == BatchOutcome(created=1, duplicates=0)

@@ -20,12 +20,12 @@ from tests.platform import RunningPlatform, Tenant, running_platform, settings_f
 
 from doorstep.contracts.integrations import OrderReceived
 from doorstep.contracts.orders import Customer, GeoPoint, Item, OrderCreated, OrderDraft, Stop
+from doorstep.infra.service import Service
 from doorstep.integrations.adapters.platforms.shopify import sign_shopify_payload
 from doorstep.integrations.adapters.tables import inbox as integrations_inbox
 from doorstep.integrations.adapters.tables import outbox as integrations_outbox
 from doorstep.kernel.ids import new_id
 from doorstep.kernel.messages import CloudEvent
-from doorstep.kernel.service import Service
 from doorstep.kernel.settings import SERVICES
 from doorstep.orders.adapters.tables import inbox as orders_inbox
 from doorstep.orders.adapters.tables import outbox as orders_outbox

@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import Row, insert, select, tuple_, update
+from sqlalchemy import Row, delete, insert, select, tuple_, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from doorstep.contracts.orders import Customer, Item, OrderStatus, Payment, Stop
+from doorstep.infra.database import Database
+from doorstep.kernel.clock import utcnow
 from doorstep.orders.adapters.tables import idempotency_keys, order_status_history, orders
 from doorstep.orders.domain.errors import OrderChangedConcurrently
 from doorstep.orders.domain.model import Order, StatusChange
@@ -211,3 +214,12 @@ def history_from_row(row: Row[Any]) -> StatusChange:
         reason=row.reason,
         at=row.at,
     )
+
+
+async def prune_idempotency_keys(database: Database, *, older_than: timedelta) -> int:
+    """Forget idempotency keys past their retention; a retry that late is a new request."""
+    async with database.writer_engine.begin() as connection:
+        result = await connection.execute(
+            delete(idempotency_keys).where(idempotency_keys.c.created_at < utcnow() - older_than)
+        )
+    return int(getattr(result, "rowcount", 0) or 0)

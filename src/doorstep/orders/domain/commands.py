@@ -1,6 +1,5 @@
 from doorstep.contracts.orders import OrderDraft, OrderStatus
 from doorstep.kernel.messages import Command
-from doorstep.orders.csv_orders import ParsedOrder
 
 
 class PlaceOrder(Command):
@@ -34,4 +33,4 @@ class ImportOrderBatch(Command):
 
     tenant_id: str
     actor: str
-    orders: list[ParsedOrder]
+    drafts: list[OrderDraft]

@@ -1,8 +1,8 @@
-"""What a service hands the runtime: its routers, consumers, database and migrations."""
+"""What a service hands the runtime (routers, consumers, database, migrations), wired the standard way."""
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -48,6 +48,8 @@ class Service:
     routers: Sequence[APIRouter] = ()
     subscriptions: Sequence[Subscription] = ()
     outbox_signal: OutboxSignal = field(default_factory=OutboxSignal)
+    # Housekeeping the runtime runs every few minutes (pruning what is kept only for a while).
+    maintenance: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
 
 
 def assemble(

@@ -10,7 +10,7 @@ from sqlalchemy import DateTime, event, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine import Dialect as SqlDialect
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from doorstep.kernel.settings import Settings
@@ -50,9 +50,6 @@ class Database:
     @property
     def outbox_channel(self) -> str:
         return f"doorstep_outbox_{self.service}"
-
-    def session(self) -> AsyncSession:
-        return self.writer()
 
     async def ping(self) -> bool:
         try:

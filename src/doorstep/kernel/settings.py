@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES = ("identity", "orders", "integrations")
@@ -24,7 +24,6 @@ class Settings(BaseSettings):
     broker_exchange: str = "doorstep.events"
     broker_queue_prefix: str = Field(default="doorstep", description="Queues are <prefix>.<service>[.dead].")
     broker_delivery_limit: int = Field(default=5, ge=1, le=100)
-    secret_key: SecretStr = SecretStr("dev-only-change-me")
     public_url: str = Field(default="http://127.0.0.1:8000", description="Where partners reach the gateway.")
     identity_url: str | None = None
     orders_url: str | None = None

@@ -56,7 +56,10 @@ async def serving(app: FastAPI) -> AsyncIterator[str]:
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(app, host="127.0.0.1", port=port, log_config=None, lifespan="off"))
     task = asyncio.create_task(server.serve())
-    while not server.started:  # noqa: ASYNC110 - uvicorn offers a flag, not an event, for "started"
+    while not server.started:
+        if task.done():
+            await task  # it failed to start (the port was taken meanwhile): say why instead of waiting
+            raise RuntimeError("the upstream stopped before it started")
         await asyncio.sleep(0.01)
     try:
         yield f"http://127.0.0.1:{port}"

@@ -1240,10 +1240,14 @@ def obstacles(result: dict[str, Any]) -> list[str]:
         )
         if "web_via_gateway" in limits:
             gateway = limits["web_via_gateway"]
-            notes.append(
-                f"The gateway alone caps the shape: the bare endpoint behind it answered "
-                f"{_fmt(gateway['requests_per_s'])}/s instead of {_fmt(limits['web']['requests_per_s'])}/s."
+            behind = (
+                f"the bare endpoint behind it answered {_fmt(gateway['requests_per_s'])}/s instead of "
+                f"{_fmt(limits['web']['requests_per_s'])}/s"
             )
+            if gateway["requests_per_s"] < 1.5 * intake["accepted_per_s"]:
+                notes.append(f"The gateway alone caps the shape: {behind}.")
+            else:
+                notes.append(f"The gateway hop is not what caps the shape: {behind}.")
         busy = cores * cpu["machine_pct"] / 100
         servers, client = cpu["servers_core_pct"] / 100, cpu["client_core_pct"] / 100
         notes.append(

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import datetime
 from enum import StrEnum
 from typing import Annotated, Self
@@ -133,7 +134,7 @@ class OrderDraft(Schema):
 
     @model_validator(mode="after")
     def _total_fits(self) -> Self:
-        total = sum(item.quantity * item.unit_price for item in self.items) + self.delivery_fee + self.tip
+        total = Totals.of(self.items, delivery_fee=self.delivery_fee, tip=self.tip).total
         if total > MAX_ORDER_TOTAL:
             raise ValueError(f"the order total {total} exceeds {MAX_ORDER_TOTAL} minor units")
         return self
@@ -144,6 +145,11 @@ class Totals(Schema):
     delivery_fee: int
     tip: int
     total: int
+
+    @classmethod
+    def of(cls, items: Sequence[Item], *, delivery_fee: int, tip: int) -> Totals:
+        subtotal = sum(item.quantity * item.unit_price for item in items)
+        return cls(subtotal=subtotal, delivery_fee=delivery_fee, tip=tip, total=subtotal + delivery_fee + tip)
 
 
 class OrderSnapshot(OrderDraft):

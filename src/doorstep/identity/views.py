@@ -8,7 +8,7 @@ from doorstep.identity.adapters.repositories import api_key_from_row
 from doorstep.identity.adapters.tables import api_keys, tenants
 from doorstep.identity.domain.model import API_KEY_PREFIX, ApiKey, Tenant, hash_api_key
 from doorstep.infra.database import Database
-from doorstep.kernel.auth import Principal
+from doorstep.kernel.auth import MAX_CREDENTIAL_LENGTH, Principal
 
 
 async def tenant(database: Database, tenant_id: str) -> Tenant | None:
@@ -36,7 +36,7 @@ async def list_api_keys(database: Database, tenant_id: str) -> list[ApiKey]:
 
 
 async def principal_for_api_key(database: Database, plaintext: str) -> Principal | None:
-    if not plaintext.startswith(API_KEY_PREFIX) or len(plaintext) > 200:
+    if not plaintext.startswith(API_KEY_PREFIX) or len(plaintext) > MAX_CREDENTIAL_LENGTH:
         return None
     async with database.reader() as session:
         row = (

@@ -10,7 +10,7 @@ from doorstep.infra.database import Database
 from doorstep.integrations.adapters.repositories import connection_from_row, delivery_from_row
 from doorstep.integrations.adapters.tables import connections, inbound_deliveries
 from doorstep.integrations.domain.model import Connection, DeliveryStatus, InboundDelivery
-from doorstep.kernel.pagination import decode_cursor, encode_cursor
+from doorstep.kernel.pagination import newest_first, page_of
 
 
 async def list_connections(database: Database, *, tenant_id: str) -> list[Connection]:
@@ -48,12 +48,8 @@ async def list_deliveries(
         query = query.where(inbound_deliveries.c.status == status.value)
     if connection_id is not None:
         query = query.where(inbound_deliveries.c.connection_id == connection_id)
-    if cursor:
-        query = query.where(inbound_deliveries.c.id < str(decode_cursor(cursor).get("before", "")))
-    query = query.order_by(inbound_deliveries.c.id.desc()).limit(limit + 1)
+    query = newest_first(query, inbound_deliveries.c.id, limit=limit, cursor=cursor)
     async with database.reader() as session:
         rows = (await session.execute(query)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    next_cursor = encode_cursor({"before": rows[-1].id}) if more and rows else None
-    return [delivery_from_row(row) for row in rows], next_cursor
+    page, next_cursor = page_of(rows, limit)
+    return [delivery_from_row(row) for row in page], next_cursor

@@ -11,8 +11,7 @@ from sqlalchemy import Select, or_, select
 
 from doorstep.contracts.orders import OrderSnapshot, OrderStatus
 from doorstep.infra.database import Database
-from doorstep.kernel.errors import InvalidInput
-from doorstep.kernel.pagination import Page, decode_cursor, encode_cursor
+from doorstep.kernel.pagination import Page, newest_first, page_of
 from doorstep.orders.adapters.repositories import history_from_row, order_from_row
 from doorstep.orders.adapters.tables import order_status_history, orders
 from doorstep.orders.domain.model import Order, StatusChange
@@ -117,16 +116,9 @@ async def list_orders(
             orders.c.dropoff_address,
         )
         query = query.where(or_(*(column.ilike(pattern, escape="\\") for column in columns)))
-    if cursor:
-        before = decode_cursor(cursor).get("before")
-        if not isinstance(before, str) or not before:
-            raise InvalidInput("the cursor is not one this API returned", field="cursor", location="query")
-        query = query.where(orders.c.id < before)
-    query = query.order_by(orders.c.id.desc()).limit(limit + 1)
+    query = newest_first(query, orders.c.id, limit=limit, cursor=cursor)
     async with database.reader() as session:
         rows = (await session.execute(query)).all()
-    more = len(rows) > limit
-    rows = rows[:limit]
-    items = [order_view(order_from_row(row, [])) for row in rows]
-    next_cursor = encode_cursor({"before": rows[-1].id}) if more and rows else None
+    page, next_cursor = page_of(rows, limit)
+    items = [order_view(order_from_row(row, [])) for row in page]
     return Page[OrderView](items=items, next_cursor=next_cursor)

@@ -115,13 +115,7 @@ class Order(Aggregate):
 
     @property
     def totals(self) -> Totals:
-        subtotal = sum(item.quantity * item.unit_price for item in self.items)
-        return Totals(
-            subtotal=subtotal,
-            delivery_fee=self.delivery_fee,
-            tip=self.tip,
-            total=subtotal + self.delivery_fee + self.tip,
-        )
+        return Totals.of(self.items, delivery_fee=self.delivery_fee, tip=self.tip)
 
     @property
     def allowed_statuses(self) -> frozenset[OrderStatus]:

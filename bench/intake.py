@@ -484,6 +484,9 @@ def child_env(**settings: str) -> dict[str, str]:
     """This environment without any DOORSTEP_* variable of the caller's, plus the given settings."""
     env = {key: value for key, value in os.environ.items() if not key.startswith("DOORSTEP_")}
     env.update({"DOORSTEP_LOG_LEVEL": "WARNING", "DOORSTEP_LOG_FORMAT": "json", "PYTHONUNBUFFERED": "1"})
+    # One API key sends every order within seconds: the limits are set far above that, so each request
+    # pays for the check (the edge in `serve all`, the gateway) and none is refused.
+    env.update({"DOORSTEP_RATE_LIMIT_PER_MINUTE": "60000000", "DOORSTEP_RATE_LIMIT_BURST": "1000000"})
     env.update({f"DOORSTEP_{key.upper()}": value for key, value in settings.items()})
     return env
 
@@ -747,6 +750,13 @@ async def _accept(draft: OrderDraft) -> Response:
     return Response(content=b'{"accepted":true}', status_code=201, media_type="application/json")
 
 
+@_bare_router.post("/v1/identity/introspect")
+async def _introspect() -> Response:
+    """Identity for the gateway in front of the bare endpoint: every credential is one API key."""
+    body = b'{"active":true,"tenant_id":"bench","subject":"bench","kind":"api_key"}'
+    return Response(content=body, media_type="application/json")
+
+
 def serve_bare(port: int) -> None:
     """Limit B's server: the app factory, `OrderDraft` validation, uvicorn as `doorstep serve` runs it."""
     import uvicorn
@@ -789,7 +799,11 @@ async def web_limit(
             target = await processes.start(
                 "bare-gateway",
                 [DOORSTEP, "serve", "gateway", "--port", str(gateway_port := free_port())],
-                child_env(data_dir=str(workdir / "bare"), orders_url=f"http://{HOST}:{port}"),
+                child_env(
+                    data_dir=str(workdir / "bare"),
+                    orders_url=f"http://{HOST}:{port}",
+                    identity_url=f"http://{HOST}:{port}",
+                ),
                 gateway_port,
             )
             servers.append(target)

@@ -278,6 +278,10 @@ def cluster(sandbox: Sandbox, tmp_path: Path) -> Iterator[Cluster]:
         "DOORSTEP_PUBLIC_URL": urls["gateway"],
         "DOORSTEP_DATA_DIR": str(tmp_path / "data"),
         "DOORSTEP_LOG_LEVEL": "INFO",
+        # One API key and one partner address send all 2,000 orders within seconds: this test is about
+        # exactly-once intake, not the gateway's rate limits (tests/gateway covers those).
+        "DOORSTEP_RATE_LIMIT_PER_MINUTE": "1000000",
+        "DOORSTEP_RATE_LIMIT_IP_PER_MINUTE": "1000000",
     }
     services = {
         name: ServiceProcess(name, port, env, tmp_path / f"{name}.log") for name, port in ports.items()

@@ -3,16 +3,17 @@
 from __future__ import annotations
 
 import copy
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
 from sqlalchemy.exc import IntegrityError
 
 from doorstep.kernel import context
 from doorstep.kernel.messages import CloudEvent, Event
+from doorstep.kernel.unit_of_work import audit_entry
 from doorstep.orders.domain.errors import OrderChangedConcurrently
 from doorstep.orders.domain.model import Order, StatusChange
 
@@ -42,6 +43,9 @@ class FakeOrdersStore:
     idempotency: dict[IdempotencyKey, StoredResponse] = field(default_factory=dict)
     inbox: set[str] = field(default_factory=set)
     published: list[CloudEvent] = field(default_factory=list)
+    # The real unit of work puts audit entries in the outbox beside the events; kept apart here so a
+    # test can say which domain events were published and which entries were recorded.
+    audited: list[CloudEvent] = field(default_factory=list)
     commits: int = 0
 
     def order(self, *, tenant_id: str, order_id: str) -> Order:
@@ -175,6 +179,7 @@ class FakeOrdersUnitOfWork:
         self.causing_message = causing_message
         self.committed = False
         self._pending: list[CloudEvent] = []
+        self._pending_audit: list[CloudEvent] = []
         self._open = False
 
     async def __aenter__(self) -> Self:
@@ -182,6 +187,7 @@ class FakeOrdersUnitOfWork:
         self.orders = FakeOrderRepository(self.store)
         self.idempotency = FakeIdempotencyStore(self.store)
         self._pending = []
+        self._pending_audit = []
         self._open = True
         return self
 
@@ -197,20 +203,49 @@ class FakeOrdersUnitOfWork:
 
     def _discard(self) -> None:
         self._pending = []
+        self._pending_audit = []
         self.orders.staged = {}
         self.idempotency.staged = {}
 
     def emit(self, event: Event, *, tenant_id: str) -> CloudEvent:
+        envelope = self._wrap(event, tenant_id=tenant_id)
+        self._pending.append(envelope)
+        return envelope
+
+    def audit(
+        self,
+        *,
+        tenant_id: str,
+        actor: str,
+        action: str,
+        object_type: str,
+        object_id: str,
+        before: Mapping[str, Any] | None,
+        after: Mapping[str, Any] | None,
+    ) -> None:
+        self._require_open()
         causing = self.causing_message
-        envelope = CloudEvent.wrap(
+        entry = audit_entry(
+            service="orders",
+            actor=actor,
+            action=action,
+            object_type=object_type,
+            object_id=object_id,
+            before=before,
+            after=after,
+            request_id=context.correlation_id.get() or (causing.correlationid if causing else None),
+        )
+        self._pending_audit.append(self._wrap(entry, tenant_id=tenant_id))
+
+    def _wrap(self, event: Event, *, tenant_id: str) -> CloudEvent:
+        causing = self.causing_message
+        return CloudEvent.wrap(
             event,
             source=SOURCE,
             tenant_id=tenant_id,
             correlation_id=context.correlation_id.get() or (causing.correlationid if causing else None),
             causation_id=causing.id if causing else context.causation_id.get(),
         )
-        self._pending.append(envelope)
-        return envelope
 
     async def already_handled(self) -> bool:
         self._require_open()
@@ -229,6 +264,7 @@ class FakeOrdersUnitOfWork:
         self.store.idempotency.update(self.idempotency.staged)
         published = self._pending
         self.store.published.extend(published)
+        self.store.audited.extend(self._pending_audit)
         self.store.commits += 1
         self.committed = True
         self._discard()

@@ -1,5 +1,6 @@
-"""Published events and commands, one module per producing service. The only thing services share."""
+"""Published events and commands, one module per producing service (and `audit`, which every service
+publishes). The only thing services share."""
 
-from doorstep.contracts import identity, integrations, orders
+from doorstep.contracts import audit, identity, integrations, notifications, orders
 
-__all__ = ["identity", "integrations", "orders"]
+__all__ = ["audit", "identity", "integrations", "notifications", "orders"]

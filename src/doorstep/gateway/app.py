@@ -1,51 +1,85 @@
-"""A streaming reverse proxy: no domain logic, bodies are never buffered whole."""
+"""The distributed shape's entry point: the edge in front of a streaming reverse proxy.
+
+`/v1/<area>/...` goes to the service that owns the area, `/.well-known/jwks.json` to identity, each to
+its instances in turn. The proxy is pure ASGI and has no domain logic; bodies stream both ways and are
+never buffered whole (small answers of known length are read in one go, which is cheaper).
+"""
 
 from __future__ import annotations
 
 import itertools
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
+from typing import Final
 
 import aiohttp
-from fastapi import APIRouter, FastAPI, Request, Response
-from fastapi.responses import StreamingResponse
-from starlette.background import BackgroundTask
-from starlette.requests import ClientDisconnect
+import httpx
+import structlog
+from fastapi import FastAPI
+from starlette.middleware import Middleware
+from starlette.types import ASGIApp, Receive, Scope, Send
 from yarl import URL
 
+from doorstep.gateway.edge import EdgeConfig, install_edge
+from doorstep.infra.identity_client import JWKS_PATH, make_authenticator
+from doorstep.infra.shared import make_shared
 from doorstep.kernel import context
 from doorstep.kernel.http import create_app, problem
 from doorstep.kernel.settings import SERVICES, Settings
 
-# RFC 9110 section 7.6.1: meaningful for one connection only, never forwarded.
-HOP_BY_HOP = frozenset(
+log = structlog.get_logger()
+
+# RFC 9110 section 7.6.1: meaningful for one connection only, never forwarded. The length and host
+# are the outgoing connection's own; the request id and the forwarding chain are set again here.
+_REQUEST_DROPPED: Final = frozenset(
     {
-        "connection",
-        "keep-alive",
-        "proxy-authenticate",
-        "proxy-authorization",
-        "te",
-        "trailer",
-        "transfer-encoding",
-        "upgrade",
-        "host",
-        "content-length",
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+        b"content-length",
+        b"x-request-id",
+        b"x-forwarded-for",
+        b"x-forwarded-proto",
+    }
+)
+# An answer keeps its length (the body passes unchanged: nothing is decompressed); the request id is
+# the gateway's own, added by its request-context middleware.
+_RESPONSE_DROPPED: Final = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"x-request-id",
     }
 )
 # Answers up to this size (and of known length) are read whole; larger ones stream.
-_WHOLE_BODY_LIMIT = 256 * 1024
+_WHOLE_BODY_LIMIT: Final = 256 * 1024
 # Which service owns each `/v1/<area>`.
-AREAS = {"identity": "identity", "orders": "orders", "integrations": "integrations"}
+AREAS: Final = {"identity": "identity", "orders": "orders", "integrations": "integrations"}
 
 
 class Upstreams:
     """Round-robin over each service's instances (`DOORSTEP_ORDERS_URL=http://a:8102,http://b:8102`)."""
 
     def __init__(self, urls: Mapping[str, str]) -> None:
-        self._cycles: dict[str, Iterator[str]] = {
-            service: itertools.cycle([url.strip().rstrip("/") for url in value.split(",") if url.strip()])
+        self.instances: dict[str, list[str]] = {
+            service: [url.strip().rstrip("/") for url in value.split(",") if url.strip()]
             for service, value in urls.items()
             if value
+        }
+        self._cycles: dict[str, Iterator[str]] = {
+            service: itertools.cycle(urls) for service, urls in self.instances.items() if urls
         }
 
     def next(self, service: str) -> str | None:
@@ -78,65 +112,134 @@ class UpstreamClient:
             await self._session.close()
 
 
-def build_gateway(settings: Settings) -> FastAPI:
-    upstreams = Upstreams({service: settings.service_url(service) or "" for service in SERVICES})
-    client = UpstreamClient()
-    router = APIRouter()
+class _ClientGone(Exception):
+    """The caller hung up while its body was still streaming."""
 
-    @router.api_route(
-        "/v1/{path:path}",
-        methods=["GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS"],
-        include_in_schema=False,
-    )
-    async def forward(path: str, request: Request) -> Response:
-        area = path.split("/", 1)[0]
-        service = AREAS.get(area)
-        base = upstreams.next(service) if service else None
+
+class Proxy:
+    """ASGI middleware: API paths go to their service; anything else to `app` (the gateway's own routes)."""
+
+    def __init__(self, app: ASGIApp, *, upstreams: Upstreams, client: UpstreamClient) -> None:
+        self.app = app
+        self.upstreams = upstreams
+        self.client = client
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        path: str = scope.get("path", "")
+        if scope["type"] != "http" or not (path.startswith("/v1/") or path == JWKS_PATH):
+            await self.app(scope, receive, send)
+            return
+        service = "identity" if path == JWKS_PATH else AREAS.get(path[4:].partition("/")[0])
+        base = self.upstreams.next(service) if service else None
         if base is None:
-            return problem(404, title="Not Found", detail=f"no service serves /v1/{area}")
-        query = request.url.query
-        url = URL(f"{base}{request.url.path}" + (f"?{query}" if query else ""), encoded=True)
-        has_body = request.headers.get("content-length", "0") != "0" or "transfer-encoding" in request.headers
-        try:
-            upstream = await client.session().request(
-                request.method,
-                url,
-                headers=_forwarded_headers(request),
-                data=request.stream() if has_body else None,
-                allow_redirects=False,
+            area = path[4:].partition("/")[0]
+            await problem(404, title="Not Found", detail=f"no service serves /v1/{area}", instance=path)(
+                scope, receive, send
             )
-        except ClientDisconnect:
-            # The caller hung up while its body was streaming; nobody is left to answer.
-            return Response(status_code=400)
+            return
+        await self._forward(scope, receive, send, service or "", base)
+
+    async def _forward(self, scope: Scope, receive: Receive, send: Send, service: str, base: str) -> None:
+        raw_path: bytes = (scope.get("raw_path") or scope["path"].encode()).partition(b"?")[0]
+        query: bytes = scope.get("query_string", b"")
+        target = base + raw_path.decode("latin-1")
+        if query:
+            target += "?" + query.decode("latin-1")
+        headers, has_body = _forwarded_headers(scope)
+        data: bytes | AsyncIterator[bytes] | None = None
+        if has_body:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return  # nobody is left to answer
+            first: bytes = message.get("body", b"")
+            data = _body(first, receive) if message.get("more_body", False) else first
+        try:
+            upstream = await self.client.session().request(
+                scope["method"], URL(target, encoded=True), headers=headers, data=data, allow_redirects=False
+            )
+        except _ClientGone:
+            return
         except TimeoutError:
-            return problem(
+            await problem(
                 504,
                 title="Gateway Timeout",
                 detail=f"{service} did not answer in time",
                 slug="upstream-timeout",
-            )
+            )(scope, receive, send)
+            return
         except aiohttp.ClientError:
-            return problem(
+            await problem(
                 502, title="Bad Gateway", detail=f"{service} is unreachable", slug="upstream-unavailable"
-            )
-        headers = {
-            key: value
-            for key, value in upstream.headers.items()
-            if key.lower() not in HOP_BY_HOP and key.lower() != "x-request-id"
-        }
-        if upstream.content_length is not None and upstream.content_length <= _WHOLE_BODY_LIMIT:
-            # A small answer of known length is cheaper read whole than streamed piece by piece.
-            try:
+            )(scope, receive, send)
+            return
+        try:
+            answer = [
+                (name.lower(), value)
+                for name, value in upstream.raw_headers
+                if name.lower() not in _RESPONSE_DROPPED
+            ]
+            length = upstream.content_length
+            if length is not None and length <= _WHOLE_BODY_LIMIT:
+                # A small answer of known length is cheaper read whole than streamed piece by piece.
                 body = await upstream.read()
-            finally:
-                upstream.release()
-            return Response(body, status_code=upstream.status, headers=headers)
-        return StreamingResponse(
-            upstream.content.iter_any(),
-            status_code=upstream.status,
-            headers=headers,
-            background=BackgroundTask(upstream.release),
-        )
+                await send({"type": "http.response.start", "status": upstream.status, "headers": answer})
+                await send({"type": "http.response.body", "body": body})
+                return
+            await send({"type": "http.response.start", "status": upstream.status, "headers": answer})
+            async for chunk in upstream.content.iter_any():
+                await send({"type": "http.response.body", "body": chunk, "more_body": True})
+            await send({"type": "http.response.body", "body": b""})
+        finally:
+            upstream.release()
+
+
+async def _body(first: bytes, receive: Receive) -> AsyncIterator[bytes]:
+    if first:
+        yield first
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            raise _ClientGone
+        chunk: bytes = message.get("body", b"")
+        if chunk:
+            yield chunk
+        if not message.get("more_body", False):
+            return
+
+
+def _forwarded_headers(scope: Scope) -> tuple[list[tuple[str, str]], bool]:
+    """The client's headers minus hop-by-hop ones, plus the request id and who forwarded it; has a body?"""
+    headers: list[tuple[str, str]] = []
+    prior: list[str] = []
+    has_body = False
+    for name, value in scope["headers"]:
+        if name in _REQUEST_DROPPED:
+            if name == b"content-length":
+                has_body = value != b"0"
+            elif name == b"transfer-encoding":
+                has_body = True
+            elif name == b"x-forwarded-for":
+                prior.append(value.decode("latin-1"))
+            continue
+        headers.append((name.decode("latin-1"), value.decode("latin-1")))
+    request_id = context.correlation_id.get()
+    if request_id:
+        headers.append(("x-request-id", request_id))
+    client = scope.get("client")
+    if client:
+        headers.append(("x-forwarded-for", ", ".join([*prior, client[0]])))
+    headers.append(("x-forwarded-proto", scope.get("scheme", "http")))
+    return headers, has_body
+
+
+def build_gateway(settings: Settings) -> FastAPI:
+    """The edge (authentication, limits, CORS) in front of the proxy; `/healthz`, `/readyz`, `/metrics`."""
+    if not settings.identity_url:
+        raise RuntimeError("set DOORSTEP_IDENTITY_URL: the gateway verifies credentials with identity")
+    upstreams = Upstreams({service: settings.service_url(service) or "" for service in SERVICES})
+    client = UpstreamClient()
+    shared = make_shared(settings)
+    edge = EdgeConfig.from_settings(settings, shared.limiter)
 
     async def upstreams_ready() -> bool:
         for service in SERVICES:
@@ -155,26 +258,22 @@ def build_gateway(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        # Credentials are checked against the first identity instance (introspection answers are cached).
+        identity = httpx.AsyncClient(base_url=upstreams.instances["identity"][0], timeout=5.0)
+        authenticator = make_authenticator(settings, identity, shared)
+        edge.authenticator = authenticator
         try:
             yield
         finally:
+            edge.authenticator = None
+            await authenticator.close()
             await client.close()
+            await shared.close()
 
-    return create_app(
-        service="gateway", routers=[router], lifespan=lifespan, readiness={"upstreams": upstreams_ready}
-    )
-
-
-def _forwarded_headers(request: Request) -> list[tuple[str, str]]:
-    headers = [(key, value) for key, value in request.headers.items() if key.lower() not in HOP_BY_HOP]
-    headers = [(key, value) for key, value in headers if key.lower() != "x-request-id"]
-    request_id = context.correlation_id.get()
-    if request_id:
-        headers.append(("x-request-id", request_id))
-    client_host = request.client.host if request.client else None
-    if client_host:
-        prior = request.headers.get("x-forwarded-for")
-        headers = [(k, v) for k, v in headers if k.lower() != "x-forwarded-for"]
-        headers.append(("x-forwarded-for", f"{prior}, {client_host}" if prior else client_host))
-    headers.append(("x-forwarded-proto", request.url.scheme))
-    return headers
+    readiness = {"upstreams": upstreams_ready}
+    if shared.redis is not None:
+        readiness["redis"] = shared.ping
+    app = create_app(service="gateway", routers=[], lifespan=lifespan, readiness=readiness)
+    install_edge(app, edge, inner=[Middleware(Proxy, upstreams=upstreams, client=client)])
+    app.state.edge = edge
+    return app

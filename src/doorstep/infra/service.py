@@ -11,6 +11,7 @@ from fastapi import APIRouter
 from sqlalchemy import Table
 
 from doorstep.infra.database import Database
+from doorstep.infra.shared import Shared, make_shared
 from doorstep.kernel.broker import EventHandler
 from doorstep.kernel.bus import Handler, MessageBus
 from doorstep.kernel.messages import CloudEvent, Command
@@ -50,6 +51,8 @@ class Service:
     outbox_signal: OutboxSignal = field(default_factory=OutboxSignal)
     # Housekeeping the runtime runs every few minutes (pruning what is kept only for a while).
     maintenance: list[Callable[[], Awaitable[object]]] = field(default_factory=list)
+    # The rate limiter and revocation list, the same object for every service of the process.
+    shared: Shared = field(default_factory=lambda: make_shared(Settings()))
 
 
 def assemble(
@@ -64,6 +67,7 @@ def assemble(
     routers: Sequence[APIRouter] = (),
     consumers: Callable[[MessageBus], Sequence[Subscription]] | None = None,
     dependencies: Mapping[str, Any] | None = None,
+    shared: Shared | None = None,
 ) -> Service:
     """Wire a service the standard way: its database, a unit of work per message, the bus, its consumers."""
     database = Database(service=name, settings=settings)
@@ -90,4 +94,5 @@ def assemble(
         routers=routers,
         subscriptions=consumers(bus) if consumers else (),
         outbox_signal=signal,
+        shared=shared or make_shared(settings),
     )

@@ -15,7 +15,7 @@ from doorstep.integrations.domain.commands import OpenConnection, ReceiveWebhook
 from doorstep.integrations.domain.errors import DeliveryNotFound, PayloadTooLarge
 from doorstep.integrations.domain.model import Connection, DeliveryStatus, InboundDelivery
 from doorstep.integrations.handlers import Receipt
-from doorstep.kernel.auth import Authenticated
+from doorstep.kernel.auth import PUBLIC, Principal, Requires
 from doorstep.kernel.pagination import Page
 
 router = APIRouter(prefix="/v1/integrations", tags=["integrations"])
@@ -29,6 +29,8 @@ async def _service(request: Request) -> Service:
 
 
 IntegrationsService = Annotated[Service, Depends(_service)]
+Reads = Annotated[Principal, Depends(Requires("integrations.read"))]
+Manages = Annotated[Principal, Depends(Requires("integrations.manage"))]
 
 
 class ConnectionIn(BaseModel):
@@ -119,11 +121,15 @@ def _delivery_out(delivery: InboundDelivery) -> dict[str, Any]:
 
 @router.post("/connections", status_code=201, summary="Connect a partner platform")
 async def open_connection(
-    body: ConnectionIn, request: Request, principal: Authenticated, service: IntegrationsService
+    body: ConnectionIn, request: Request, principal: Manages, service: IntegrationsService
 ) -> NewConnectionOut:
     connection: Connection = await service.bus.handle(
         OpenConnection(
-            tenant_id=principal.tenant_id, platform=body.platform, settings=body.settings, secret=body.secret
+            tenant_id=principal.tenant_id,
+            platform=body.platform,
+            settings=body.settings,
+            secret=body.secret,
+            actor=principal.actor,
         )
     )
     return NewConnectionOut(**_connection_out(request, connection), secret=connection.secret)
@@ -131,7 +137,7 @@ async def open_connection(
 
 @router.get("/connections", summary="The tenant's platform connections")
 async def list_connections(
-    request: Request, principal: Authenticated, service: IntegrationsService
+    request: Request, principal: Reads, service: IntegrationsService
 ) -> ConnectionList:
     found = await views.list_connections(service.database, tenant_id=principal.tenant_id)
     return ConnectionList(items=[ConnectionOut(**_connection_out(request, c)) for c in found])
@@ -142,6 +148,7 @@ async def list_connections(
     status_code=202,
     summary="A partner platform delivers an order (signed with the connection's secret)",
     responses={401: {"description": "The signature is missing or wrong; nothing was stored."}},
+    dependencies=[PUBLIC],
 )
 async def receive_webhook(
     platform: str, token: str, request: Request, service: IntegrationsService
@@ -167,7 +174,7 @@ async def receive_webhook(
 
 @router.get("/inbound", summary="The inbound log: every delivery, mapped or not")
 async def list_inbound(
-    principal: Authenticated,
+    principal: Reads,
     service: IntegrationsService,
     status: DeliveryStatus | None = None,
     connection_id: Annotated[str | None, Query(max_length=36)] = None,
@@ -186,9 +193,7 @@ async def list_inbound(
 
 
 @router.get("/inbound/{delivery_id}", summary="One delivery with its raw body")
-async def get_inbound(
-    delivery_id: str, principal: Authenticated, service: IntegrationsService
-) -> DeliveryDetail:
+async def get_inbound(delivery_id: str, principal: Reads, service: IntegrationsService) -> DeliveryDetail:
     delivery = await views.get_delivery(
         service.database, tenant_id=principal.tenant_id, delivery_id=delivery_id
     )
@@ -202,10 +207,8 @@ async def get_inbound(
 
 
 @router.post("/inbound/{delivery_id}/replay", summary="Map a stored delivery again, e.g. after a fix")
-async def replay_inbound(
-    delivery_id: str, principal: Authenticated, service: IntegrationsService
-) -> DeliveryOut:
+async def replay_inbound(delivery_id: str, principal: Manages, service: IntegrationsService) -> DeliveryOut:
     delivery: InboundDelivery = await service.bus.handle(
-        ReplayDelivery(tenant_id=principal.tenant_id, delivery_id=delivery_id)
+        ReplayDelivery(tenant_id=principal.tenant_id, delivery_id=delivery_id, actor=principal.actor)
     )
     return DeliveryOut(**_delivery_out(delivery))

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from doorstep.infra.service import Service, assemble
+from doorstep.infra.shared import Shared
 from doorstep.integrations import api, consumers
 from doorstep.integrations.adapters.tables import inbox, outbox
 from doorstep.integrations.adapters.unit_of_work import IntegrationsUnitOfWork
@@ -14,7 +15,7 @@ from doorstep.kernel.settings import Settings
 NAME = "integrations"
 
 
-def build(settings: Settings) -> Service:
+def build(settings: Settings, shared: Shared | None = None) -> Service:
     return assemble(
         name=NAME,
         settings=settings,
@@ -22,6 +23,7 @@ def build(settings: Settings) -> Service:
         outbox=outbox,
         inbox=inbox,
         handlers=HANDLERS,
+        shared=shared,
         migrations=Path(__file__).parent / "migrations",
         routers=[api.router],
         consumers=consumers.subscriptions,

@@ -57,6 +57,16 @@ async def open_connection(cmd: OpenConnection, *, uow: IntegrationsUnitOfWork) -
     )
     async with uow:
         await uow.connections.add(connection)
+        uow.audit(
+            tenant_id=cmd.tenant_id,
+            actor=cmd.actor,
+            action="connection.opened",
+            object_type="connection",
+            object_id=connection.id,
+            before=None,
+            # Never the signing secret nor the webhook URL's token: both let a caller deliver orders.
+            after={"platform": connection.platform, "settings": connection.settings},
+        )
         await uow.commit()
     return connection
 
@@ -130,11 +140,32 @@ async def replay_delivery(cmd: ReplayDelivery, *, uow: IntegrationsUnitOfWork) -
         connection = await uow.connections.get(tenant_id=cmd.tenant_id, connection_id=delivery.connection_id)
         if connection is None:
             raise ConnectionNotFound(f"the connection {delivery.connection_id} of this delivery is gone")
+        before = _replay_state(delivery)
         delivery.attempts += 1
         _map(delivery, connection, _adapter(connection.platform), uow)
         await uow.deliveries.save(delivery)
+        uow.audit(
+            tenant_id=cmd.tenant_id,
+            actor=cmd.actor,
+            action="inbound_delivery.replayed",
+            object_type="inbound_delivery",
+            object_id=delivery.id,
+            before=before,
+            after=_replay_state(delivery),
+        )
         await uow.commit()
     return delivery
+
+
+def _replay_state(delivery: InboundDelivery) -> dict[str, object]:
+    """What a replay may change, for the audit trail (the body and headers never change)."""
+    return {
+        "status": delivery.status,
+        "external_id": delivery.external_id,
+        "failure_field": delivery.failure_field,
+        "failure_reason": delivery.failure_reason,
+        "attempts": delivery.attempts,
+    }
 
 
 def _map(

@@ -23,7 +23,8 @@ def asyncapi_document(*, exchange: str = "doorstep.events") -> dict[str, Any]:
     for event_type, event_class in sorted(Event.registry.items()):
         name = event_class.__name__
         schemas[name] = _hoist(event_class.model_json_schema(ref_template=_REF), schemas)
-        producer = event_type.split(".")[1]
+        producers = event_class.producers or (event_type.split(".")[1],)
+        sources = [f"/doorstep/{producer}" for producer in producers]
         messages[name] = {
             "name": event_type,
             "title": name,
@@ -38,7 +39,7 @@ def asyncapi_document(*, exchange: str = "doorstep.events") -> dict[str, Any]:
                         "type": "object",
                         "properties": {
                             "type": {"const": event_type},
-                            "source": {"const": f"/doorstep/{producer}"},
+                            "source": {"const": sources[0]} if len(sources) == 1 else {"enum": sources},
                             "data": {"$ref": f"#/components/schemas/{name}"},
                         },
                         "required": ["data"],
@@ -57,12 +58,13 @@ def asyncapi_document(*, exchange: str = "doorstep.events") -> dict[str, Any]:
                 }
             },
         }
-        operations[f"{producer}.publishes.{name}"] = {
-            "action": "send",
-            "channel": {"$ref": f"#/channels/{event_type}"},
-            "summary": f"The {producer} service publishes {event_type} after the change commits.",
-            "messages": [{"$ref": f"#/channels/{event_type}/messages/{name}"}],
-        }
+        for producer in producers:
+            operations[f"{producer}.publishes.{name}"] = {
+                "action": "send",
+                "channel": {"$ref": f"#/channels/{event_type}"},
+                "summary": f"The {producer} service publishes {event_type} after the change commits.",
+                "messages": [{"$ref": f"#/channels/{event_type}/messages/{name}"}],
+            }
     return {
         "asyncapi": "3.0.0",
         "info": {

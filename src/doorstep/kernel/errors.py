@@ -18,6 +18,7 @@ class DoorstepError(Exception):
         super().__init__(detail)
         self.detail = detail
         self.extensions = extensions
+        self.headers: dict[str, str] = {}
 
     @property
     def type(self) -> str:
@@ -68,3 +69,15 @@ class ServiceUnavailable(DoorstepError):
     slug = "service-unavailable"
     title = "Service unavailable"
     status = 503
+
+
+class TooManyRequests(DoorstepError):
+    """A rate limit said no; `headers` carry `Retry-After` and the `RateLimit-*` fields."""
+
+    slug = "too-many-requests"
+    title = "Too many requests"
+    status = 429
+
+    def __init__(self, detail: str, *, headers: dict[str, str], **extensions: Any) -> None:
+        super().__init__(detail, **extensions)
+        self.headers = dict(headers)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import re
 import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
@@ -40,6 +41,7 @@ LATENCY = Histogram(
 )
 
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+MAX_USER_AGENT = 300
 _STATUS_SLUGS = {
     400: "bad-request",
     401: "unauthenticated",
@@ -99,7 +101,7 @@ def create_app(
 def _install_problem_handlers(app: FastAPI) -> None:
     @app.exception_handler(DoorstepError)
     async def _domain(request: Request, error: DoorstepError) -> Response:
-        return problem(
+        response = problem(
             error.status,
             title=error.title,
             detail=error.detail,
@@ -107,6 +109,8 @@ def _install_problem_handlers(app: FastAPI) -> None:
             instance=request.url.path,
             **error.extensions,
         )
+        response.headers.update(error.headers)
+        return response
 
     @app.exception_handler(RequestValidationError)
     async def _validation(request: Request, error: RequestValidationError) -> Response:
@@ -193,6 +197,7 @@ class RequestContextMiddleware:
         incoming = _header(scope, b"x-request-id")
         request_id = incoming if incoming and _REQUEST_ID.match(incoming) else new_id()
         token = context.correlation_id.set(request_id)
+        origin = context.origin.set(request_origin(scope))
         bound = structlog.contextvars.bind_contextvars(request_id=request_id)
         status = 500
         started = time.perf_counter()
@@ -232,7 +237,35 @@ class RequestContextMiddleware:
             LATENCY.labels(self.service, method, route).observe(elapsed)
             log.debug("request", method=method, route=route, status=status, ms=round(elapsed * 1000, 2))
             structlog.contextvars.reset_contextvars(**bound)
+            context.origin.reset(origin)
             context.correlation_id.reset(token)
+
+
+def request_origin(scope: Scope) -> context.Origin:
+    """The client's address and user agent, as the audit trail records them.
+
+    The address is the last `X-Forwarded-For` entry when there is one: the gateway appends the address
+    it saw, so that entry is the only one no client can choose. Without the header (a direct call) it
+    is the peer's address. Anything that is not an IP address counts as absent.
+    """
+    forwarded = [value for key, value in scope.get("headers", []) if key == b"x-forwarded-for"]
+    entries = b",".join(forwarded).decode("latin-1").split(",") if forwarded else []
+    ip = _ip(entries[-1]) if entries else None
+    if ip is None:
+        client = scope.get("client")
+        ip = _ip(client[0]) if client else None
+    agent = _header(scope, b"user-agent")
+    if agent is not None:
+        agent = agent.replace("\x00", "")[:MAX_USER_AGENT] or None
+    return context.Origin(ip=ip, user_agent=agent)
+
+
+def _ip(value: str) -> str | None:
+    try:
+        address = str(ipaddress.ip_address(value.strip()))
+    except ValueError:
+        return None
+    return address if len(address) <= 45 else None
 
 
 def _header(scope: Scope, name: bytes) -> str | None:

@@ -23,6 +23,8 @@ class Event(Message):
     """A fact that already happened. Subclasses name their wire type in `event_type`."""
 
     event_type: ClassVar[str] = ""
+    # The services that publish it; empty means the one its type names (`doorstep.<service>.…`).
+    producers: ClassVar[tuple[str, ...]] = ()
     registry: ClassVar[dict[str, type[Event]]] = {}
 
     def __init_subclass__(cls, **kwargs: Any) -> None:

@@ -35,6 +35,35 @@ class Settings(BaseSettings):
     relay_poll_seconds: float = Field(default=1.0, gt=0)
     outbox_retention_hours: float = Field(default=168.0, gt=0)
     idempotency_retention_hours: float = Field(default=24.0, gt=0)
+    redis_url: str | None = Field(
+        default=None,
+        description="redis://host:port/db for rate limits and token revocations shared across processes; "
+        "unset keeps both in the process (the all-in-one shape).",
+    )
+    redis_prefix: str = Field(default="doorstep:", description="Prefix of every Redis key Doorstep writes.")
+    token_issuer: str = Field(default="doorstep", description="The `iss` of access tokens.")
+    token_audience: str = Field(default="doorstep", description="The `aud` of access tokens.")
+    access_token_seconds: int = Field(default=600, ge=30, le=86_400)
+    refresh_token_days: float = Field(default=30.0, gt=0, le=365)
+    signing_key_rotation_days: float = Field(
+        default=30.0, gt=0, description="Housekeeping starts signing with a new key this often."
+    )
+    jwks_cache_seconds: float = Field(default=300.0, ge=0)
+    cors_origins: list[str] = Field(
+        default_factory=list, description="Origins allowed to call the API from a browser (JSON list)."
+    )
+    rate_limit_per_minute: int = Field(
+        default=600, ge=1, description="Requests per minute per API key and per user, at the gateway."
+    )
+    rate_limit_burst: int = Field(default=100, ge=0, description="Requests allowed at once above the pace.")
+    rate_limit_ip_per_minute: int = Field(
+        default=120, ge=1, description="Requests per minute per client IP for calls without a credential."
+    )
+    rate_limit_ip_burst: int = Field(default=30, ge=0)
+    otp_per_hour: int = Field(default=5, ge=1, description="One-time codes sent per phone or email per hour.")
+    otp_ip_per_hour: int = Field(
+        default=30, ge=1, description="One-time codes asked for per client IP per hour."
+    )
 
     @property
     def uses_postgres(self) -> bool:

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from types import TracebackType
-from typing import Self
+from typing import Any, Self
 
+from pydantic_core import to_jsonable_python
 from sqlalchemy import Table, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from doorstep.contracts.audit import AuditRecorded
 from doorstep.kernel import context
 from doorstep.kernel.aggregate import Aggregate
 from doorstep.kernel.clock import utcnow
@@ -33,6 +35,7 @@ class SqlUnitOfWork:
         causing_message: CloudEvent | None = None,
     ) -> None:
         self._engine = engine
+        self.service = service
         self._source = f"/doorstep/{service}"
         self._outbox = outbox
         self._inbox = inbox
@@ -87,6 +90,33 @@ class SqlUnitOfWork:
         self._pending.append(envelope)
         return envelope
 
+    def audit(
+        self,
+        *,
+        tenant_id: str,
+        actor: str,
+        action: str,
+        object_type: str,
+        object_id: str,
+        before: Mapping[str, Any] | None,
+        after: Mapping[str, Any] | None,
+    ) -> None:
+        """Record who changed what in the audit trail, in this transaction: no change, no entry."""
+        causing = self.causing_message
+        self.emit(
+            audit_entry(
+                service=self.service,
+                actor=actor,
+                action=action,
+                object_type=object_type,
+                object_id=object_id,
+                before=before,
+                after=after,
+                request_id=context.correlation_id.get() or (causing.correlationid if causing else None),
+            ),
+            tenant_id=tenant_id,
+        )
+
     async def already_handled(self) -> bool:
         """True when the causing message was handled before (its id is in the inbox)."""
         if self.causing_message is None:
@@ -140,3 +170,42 @@ class SqlUnitOfWork:
     async def rollback(self) -> None:
         self._pending = []
         await self.connection.rollback()
+
+
+def audit_entry(
+    *,
+    service: str,
+    actor: str,
+    action: str,
+    object_type: str,
+    object_id: str,
+    before: Mapping[str, Any] | None,
+    after: Mapping[str, Any] | None,
+    request_id: str | None,
+) -> AuditRecorded:
+    """An audit event stamped with where the current request came from and the time now.
+
+    `request_id` is the correlation id: the id of the request being answered or, for a consumer
+    handling an event, of the request that started the chain. A consumer has no origin (no ip).
+    """
+    origin = context.origin.get()
+    return AuditRecorded(
+        service=service,
+        actor=actor,
+        action=action,
+        object_type=object_type,
+        object_id=object_id,
+        before=_json_safe(before),
+        after=_json_safe(after),
+        ip=origin.ip if origin else None,
+        user_agent=origin.user_agent if origin else None,
+        request_id=request_id,
+        occurred_at=utcnow(),
+    )
+
+
+def _json_safe(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
+    if values is None:
+        return None
+    safe: dict[str, Any] = to_jsonable_python(dict(values))
+    return safe

@@ -11,9 +11,10 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from doorstep.contracts.orders import Customer, Item, OrderDraft, OrderStatus, Payment, Stop
 from doorstep.infra.service import Service
-from doorstep.kernel.auth import Authenticated
+from doorstep.kernel.auth import Principal, Requires
 from doorstep.kernel.errors import InvalidInput
 from doorstep.kernel.pagination import Page
+from doorstep.kernel.permissions import Reach
 from doorstep.orders import views
 from doorstep.orders.domain.commands import AmendOrder, ChangeOrderStatus, PlaceOrder
 from doorstep.orders.domain.errors import OrderNotFound
@@ -29,6 +30,22 @@ async def _service(request: Request) -> Service:
 
 
 OrdersService = Annotated[Service, Depends(_service)]
+Reads = Annotated[Principal, Depends(Requires("orders.read"))]
+Creates = Annotated[Principal, Depends(Requires("orders.create"))]
+Manages = Annotated[Principal, Depends(Requires("orders.manage"))]
+
+
+async def _ensure_within_reach(service: Service, principal: Principal, order_id: str) -> None:
+    """Changing an order needs seeing it: outside the caller's reach it does not exist for them."""
+    if principal.reach is Reach.TENANT:
+        return
+    if (
+        await views.get_order(
+            service.database, tenant_id=principal.tenant_id, order_id=order_id, viewer=principal
+        )
+        is None
+    ):
+        raise OrderNotFound(f"there is no order {order_id}")
 
 
 class StatusChangeIn(BaseModel):
@@ -79,10 +96,12 @@ def _json(body: str, status_code: int, **headers: str) -> Response:
 )
 async def place_order(
     draft: OrderDraft,
-    principal: Authenticated,
+    principal: Creates,
     service: OrdersService,
     idempotency_key: Annotated[str | None, Header(min_length=1, max_length=255)] = None,
 ) -> Response:
+    if principal.reach is Reach.MERCHANTS and draft.merchant_id not in principal.merchant_ids:
+        raise InvalidInput("place orders for your own merchants", field="merchant_id", location="body")
     request_hash = hashlib.sha256(draft.model_dump_json().encode()).hexdigest() if idempotency_key else None
     placement: Placement = await service.bus.handle(
         PlaceOrder(
@@ -99,7 +118,7 @@ async def place_order(
 
 @router.get("", response_model=Page[views.OrderView], summary="List orders, newest first")
 async def list_orders(
-    principal: Authenticated,
+    principal: Reads,
     service: OrdersService,
     status: Annotated[list[OrderStatus] | None, Query(description="Repeat to match any of several")] = None,
     source: Annotated[str | None, Query(max_length=50)] = None,
@@ -123,13 +142,16 @@ async def list_orders(
         text=q,
         limit=limit,
         cursor=cursor,
+        viewer=principal,
     )
     return _json(page.model_dump_json(), 200)
 
 
 @router.get("/{order_id}", response_model=views.OrderDetail, summary="One order with its status history")
-async def get_order(order_id: str, principal: Authenticated, service: OrdersService) -> Response:
-    order = await views.get_order(service.database, tenant_id=principal.tenant_id, order_id=order_id)
+async def get_order(order_id: str, principal: Reads, service: OrdersService) -> Response:
+    order = await views.get_order(
+        service.database, tenant_id=principal.tenant_id, order_id=order_id, viewer=principal
+    )
     if order is None:
         raise OrderNotFound(f"there is no order {order_id}")
     return _json(order.model_dump_json(), 200)
@@ -137,8 +159,18 @@ async def get_order(order_id: str, principal: Authenticated, service: OrdersServ
 
 @router.patch("/{order_id}", response_model=views.OrderDetail, summary="Change fields that may still change")
 async def amend_order(
-    order_id: str, patch: OrderPatch, principal: Authenticated, service: OrdersService
+    order_id: str, patch: OrderPatch, principal: Manages, service: OrdersService
 ) -> Response:
+    await _ensure_within_reach(service, principal, order_id)
+    moves_merchant = "merchant_id" in patch.model_fields_set
+    if (
+        principal.reach is Reach.MERCHANTS
+        and moves_merchant
+        and patch.merchant_id not in principal.merchant_ids
+    ):
+        raise InvalidInput(
+            "you can move orders only between your own merchants", field="merchant_id", location="body"
+        )
     changes: dict[str, Any] = {}
     for name in patch.model_fields_set:
         value = getattr(patch, name)
@@ -155,8 +187,9 @@ async def amend_order(
     "/{order_id}/status", response_model=views.OrderDetail, summary="Move an order along its lifecycle"
 )
 async def change_status(
-    order_id: str, body: StatusChangeIn, principal: Authenticated, service: OrdersService
+    order_id: str, body: StatusChangeIn, principal: Manages, service: OrdersService
 ) -> Response:
+    await _ensure_within_reach(service, principal, order_id)
     order: views.OrderDetail = await service.bus.handle(
         ChangeOrderStatus(
             tenant_id=principal.tenant_id,
@@ -171,7 +204,7 @@ async def change_status(
 
 @router.post("/import", summary="Import orders from a CSV file")
 async def import_orders(
-    principal: Authenticated,
+    principal: Creates,
     service: OrdersService,
     file: Annotated[UploadFile, File(description="UTF-8 CSV with a header row")],
 ) -> ImportReport:

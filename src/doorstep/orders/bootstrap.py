@@ -7,6 +7,7 @@ from functools import partial
 from pathlib import Path
 
 from doorstep.infra.service import Service, assemble
+from doorstep.infra.shared import Shared
 from doorstep.kernel.settings import Settings
 from doorstep.orders import api, consumers
 from doorstep.orders.adapters.repositories import prune_idempotency_keys
@@ -17,7 +18,7 @@ from doorstep.orders.handlers import HANDLERS
 NAME = "orders"
 
 
-def build(settings: Settings) -> Service:
+def build(settings: Settings, shared: Shared | None = None) -> Service:
     service = assemble(
         name=NAME,
         settings=settings,
@@ -25,6 +26,7 @@ def build(settings: Settings) -> Service:
         outbox=outbox,
         inbox=inbox,
         handlers=HANDLERS,
+        shared=shared,
         migrations=Path(__file__).parent / "migrations",
         routers=[api.router],
         consumers=consumers.subscriptions,

@@ -11,7 +11,9 @@ from sqlalchemy import Select, or_, select
 
 from doorstep.contracts.orders import OrderSnapshot, OrderStatus
 from doorstep.infra.database import Database
+from doorstep.kernel.auth import Principal
 from doorstep.kernel.pagination import Page, newest_first, page_of
+from doorstep.kernel.permissions import Reach
 from doorstep.orders.adapters.repositories import history_from_row, order_from_row
 from doorstep.orders.adapters.tables import order_status_history, orders
 from doorstep.orders.domain.model import Order, StatusChange
@@ -64,11 +66,24 @@ def _status_order(status: OrderStatus) -> int:
     return list(OrderStatus).index(status)
 
 
-async def get_order(database: Database, *, tenant_id: str, order_id: str) -> OrderDetail | None:
+def within_reach(query: Select[Any], viewer: Principal | None) -> Select[Any]:
+    """A customer sees the orders they placed; merchant staff the orders of their merchants."""
+    if viewer is None or viewer.reach is Reach.TENANT:
+        return query
+    if viewer.reach is Reach.MERCHANTS:
+        return query.where(orders.c.merchant_id.in_(sorted(viewer.merchant_ids)))
+    return query.where(orders.c.placed_by == viewer.actor)
+
+
+async def get_order(
+    database: Database, *, tenant_id: str, order_id: str, viewer: Principal | None = None
+) -> OrderDetail | None:
     async with database.reader() as session:
         row = (
             await session.execute(
-                select(orders).where(orders.c.tenant_id == tenant_id, orders.c.id == order_id)
+                within_reach(
+                    select(orders).where(orders.c.tenant_id == tenant_id, orders.c.id == order_id), viewer
+                )
             )
         ).first()
         if row is None:
@@ -93,9 +108,10 @@ async def list_orders(
     text: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
+    viewer: Principal | None = None,
 ) -> Page[OrderView]:
     """Newest first. The cursor holds the last id seen; ids sort by creation time (UUIDv7)."""
-    query: Select[Any] = select(orders).where(orders.c.tenant_id == tenant_id)
+    query: Select[Any] = within_reach(select(orders).where(orders.c.tenant_id == tenant_id), viewer)
     if statuses:
         query = query.where(orders.c.status.in_([status.value for status in statuses]))
     if source:

@@ -12,23 +12,37 @@ import httpx
 import structlog
 from fastapi import FastAPI
 
-from doorstep.infra.identity_client import HttpAuthenticator
+from doorstep.gateway.edge import EdgeConfig, install_edge, internal
+from doorstep.infra import log_notifier
+from doorstep.infra.identity_client import make_authenticator
 from doorstep.infra.outbox_relay import OutboxRelay
 from doorstep.infra.service import Service
 from doorstep.kernel import context
 from doorstep.kernel.broker import Broker, EventHandler, topic_matches
 from doorstep.kernel.http import create_app
 from doorstep.kernel.messages import CloudEvent
-from doorstep.kernel.settings import Settings
+from doorstep.kernel.settings import SERVICES, Settings
 from doorstep.runtime.services import migrate
 
 log = structlog.get_logger()
 
 
 def build_app(
-    settings: Settings, services: Sequence[Service], broker: Broker, *, run_migrations: bool = True
+    settings: Settings,
+    services: Sequence[Service],
+    broker: Broker,
+    *,
+    run_migrations: bool = True,
+    edge: bool | None = None,
 ) -> FastAPI:
+    """`edge`: front the services with the gateway's edge; by default when they are the whole platform.
+
+    A process with all services is the all-in-one shape, which clients call directly; one with some of
+    them sits behind the gateway, which is the edge there.
+    """
     names = [service.name for service in services]
+    shared = services[0].shared
+    front = EdgeConfig.from_settings(settings, shared.limiter) if _fronted(edge, names) else None
     relays = [
         OutboxRelay(
             database=service.database,
@@ -40,6 +54,9 @@ def build_app(
         )
         for service in services
     ]
+    if settings.broker_url.startswith("memory") and "identity" in names:
+        # No notifications service yet: in the all-in-one shape messages go to the log.
+        broker.subscribe("notifications", list(log_notifier.PATTERNS), log_notifier.deliver_to_log)
     for service, relay in zip(services, relays, strict=True):
         service.outbox_signal.connect(relay.wake)
         if service.subscriptions:
@@ -51,8 +68,10 @@ def build_app(
         if run_migrations:
             await migrate(services)
         client = _identity_client(settings, app if "identity" in names else None)
-        authenticator = HttpAuthenticator(client, cache_seconds=settings.api_key_cache_seconds)
+        authenticator = make_authenticator(settings, client, shared)
         app.state.authenticator = authenticator
+        if front is not None:
+            front.authenticator = authenticator  # one authenticator, one cache: the edge verifies once
         await broker.start()
         for relay in relays:
             await relay.start()
@@ -70,9 +89,12 @@ def build_app(
             await authenticator.close()
             for service in services:
                 await service.database.dispose()
+            await shared.close()
 
     readiness = {f"{service.name}_database": service.database.ping for service in services}
     readiness["broker"] = broker.ping
+    if shared.redis is not None:
+        readiness["redis"] = shared.ping
     app = create_app(
         service="+".join(names),
         routers=[router for service in services for router in service.routers],
@@ -80,6 +102,9 @@ def build_app(
         readiness=readiness,
         description=DESCRIPTION,
     )
+    if front is not None:
+        install_edge(app, front)
+    app.state.edge = front
     app.state.services = {service.name: service for service in services}
     app.state.public_url = settings.public_url
     app.state.broker = broker
@@ -98,11 +123,16 @@ async def _housekeeping(services: Sequence[Service], every: timedelta = timedelt
         await asyncio.sleep(every.total_seconds())
 
 
+def _fronted(edge: bool | None, names: Sequence[str]) -> bool:
+    return set(names) == set(SERVICES) if edge is None else edge
+
+
 def _identity_client(settings: Settings, local_app: FastAPI | None) -> httpx.AsyncClient:
     if local_app is not None:
-        # Same client, same code path as across the network; only the socket is missing.
+        # Same client, same code path as across the network; only the socket is missing. The call
+        # comes from inside, so the edge lets it reach identity's internal routes (introspection).
         return httpx.AsyncClient(
-            transport=httpx.ASGITransport(app=local_app), base_url="http://identity.local"
+            transport=httpx.ASGITransport(app=internal(local_app)), base_url="http://identity.local"
         )
     if not settings.identity_url:
         raise RuntimeError("set DOORSTEP_IDENTITY_URL: this process does not run the identity service")

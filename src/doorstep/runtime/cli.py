@@ -14,11 +14,13 @@ from doorstep.kernel.settings import SERVICES, Settings, load_settings
 from doorstep.runtime.cli_data import events_app, orders_app
 from doorstep.runtime.cli_io import console, run
 from doorstep.runtime.cli_tenancy import apikey_app, connection_app, tenant_app
+from doorstep.runtime.cli_users import user_app
 from doorstep.runtime.services import build_services, make_broker, migrate
 
 app = typer.Typer(help="Doorstep: orders from anywhere to the customer's door.", no_args_is_help=True)
 app.add_typer(tenant_app, name="tenant")
 app.add_typer(apikey_app, name="apikey")
+app.add_typer(user_app, name="user")
 app.add_typer(connection_app, name="connection")
 app.add_typer(orders_app, name="orders")
 app.add_typer(events_app, name="events")
@@ -54,6 +56,7 @@ def docs(
 ) -> None:
     """Write the OpenAPI (all-in-one) and AsyncAPI documents."""
     from doorstep.kernel.asyncapi import asyncapi_document
+    from doorstep.runtime import permission_table
     from doorstep.runtime.app import build_app
 
     settings = load_settings()
@@ -61,7 +64,8 @@ def docs(
     out.mkdir(parents=True, exist_ok=True)
     (out / "openapi.json").write_text(json.dumps(asgi.openapi(), indent=2, ensure_ascii=False) + "\n")
     (out / "asyncapi.json").write_text(json.dumps(asyncapi_document(), indent=2, ensure_ascii=False) + "\n")
-    console.print(f"Wrote {out / 'openapi.json'} and {out / 'asyncapi.json'}")
+    (out / "permissions.md").write_text(permission_table.markdown(asgi))
+    console.print(f"Wrote {out / 'openapi.json'}, {out / 'asyncapi.json'} and {out / 'permissions.md'}")
 
 
 @app.command("make-migration", hidden=True)
@@ -132,6 +136,7 @@ def demo(
         f"\n[bold green]Doorstep is running[/bold green] at [link={base_url}/docs]{base_url}/docs[/link]\n"
         f"  API key:      [bold]{demo_state['api_key']}[/bold]\n"
         f"  Tenant:       {demo_state['tenant_id']}\n"
+        f"  Log in as:    {demo_state.get('admin_email')} / {demo_state.get('password')} (also dispatcher@, customer@)\n"
         f"  Shopify hook: {demo_state['webhook_url']}\n"
         f"  Try:          curl -H 'Authorization: Bearer {demo_state['api_key']}' '{base_url}/v1/orders?limit=3'\n"
     )

@@ -21,7 +21,7 @@ from doorstep.contracts.orders import (
     TimeWindow,
 )
 from doorstep.identity import views as identity_views
-from doorstep.identity.domain.commands import CreateTenant
+from doorstep.identity.domain.commands import CreateTenant, CreateUser
 from doorstep.infra.service import Service
 from doorstep.integrations.adapters.platforms.shopify import sign_shopify_payload
 from doorstep.integrations.domain.commands import OpenConnection, ReceiveWebhook
@@ -60,6 +60,15 @@ FIRST = [
     "Hannah",
 ]
 LAST = ["Müller", "Schmidt", "Yılmaz", "Kowalski", "Weber", "Nguyen", "Fischer", "Becker", "Haddad", "Schulz"]  # noqa: RUF001
+
+
+# People to log in as (`POST /v1/identity/login`); the demo's password is no secret.
+DEMO_PASSWORD = "doorstep-demo"  # noqa: S105
+DEMO_USERS = [
+    ("admin@demo.doorstep.test", "tenant_admin"),
+    ("dispatcher@demo.doorstep.test", "dispatcher"),
+    ("customer@demo.doorstep.test", "customer"),
+]
 
 
 def _state_path(settings: Settings) -> Any:
@@ -134,9 +143,15 @@ async def _create(services: dict[str, Service], *, public_url: str, orders: int)
             )
         )
     await _advance(services["orders"], tenant.id, placed, rng)
+    for email, role in DEMO_USERS:
+        await services["identity"].bus.handle(
+            CreateUser(tenant_id=tenant.id, email=email, password=DEMO_PASSWORD, name=role, roles=[role])
+        )
     return {
         "tenant_id": tenant.id,
         "api_key": issued.plaintext,
+        "admin_email": DEMO_USERS[0][0],
+        "password": DEMO_PASSWORD,
         "connection_id": connection.id,
         "webhook_url": f"{public_url}/v1/integrations/webhooks/shopify/{connection.token}",
         "webhook_secret": connection.secret,

@@ -4,11 +4,13 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from doorstep.identity import audit as identity_audit
 from doorstep.identity import bootstrap as identity
 from doorstep.infra.memory_broker import MemoryBroker
 from doorstep.infra.migrations import upgrade
 from doorstep.infra.rabbitmq import RabbitMQBroker
 from doorstep.infra.service import Service
+from doorstep.infra.shared import Shared, make_shared
 from doorstep.integrations import bootstrap as integrations
 from doorstep.integrations import consumers as integrations_consumers
 from doorstep.kernel.broker import Broker
@@ -16,7 +18,7 @@ from doorstep.kernel.settings import SERVICES, Settings
 from doorstep.orders import bootstrap as orders
 from doorstep.orders import consumers as orders_consumers
 
-BUILDERS: dict[str, Callable[[Settings], Service]] = {
+BUILDERS: dict[str, Callable[[Settings, Shared], Service]] = {
     identity.NAME: identity.build,
     orders.NAME: orders.build,
     integrations.NAME: integrations.build,
@@ -25,13 +27,18 @@ assert tuple(BUILDERS) == SERVICES
 # Every consumer's queue and bindings, declared by every process that touches the broker: an event
 # published before its consumer ever started still finds its queue and waits there.
 TOPOLOGY: dict[str, tuple[str, ...]] = {
+    identity.NAME: identity_audit.PATTERNS,
     orders.NAME: orders_consumers.PATTERNS,
     integrations.NAME: integrations_consumers.PATTERNS,
 }
 
 
-def build_services(settings: Settings, names: Sequence[str] = SERVICES) -> list[Service]:
-    return [BUILDERS[name](settings) for name in names]
+def build_services(
+    settings: Settings, names: Sequence[str] = SERVICES, shared: Shared | None = None
+) -> list[Service]:
+    """The services, sharing one rate limiter and revocation list (`shared`, made from settings if not given)."""
+    shared = shared or make_shared(settings)
+    return [BUILDERS[name](settings, shared) for name in names]
 
 
 def make_broker(settings: Settings) -> Broker:

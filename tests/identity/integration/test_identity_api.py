@@ -4,9 +4,12 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 from tests.platform import RunningPlatform, running_platform, settings_for
 
+from doorstep.gateway.edge import internal
 from doorstep.kernel.errors import PROBLEM_BASE
+from doorstep.kernel.permissions import TENANT_PERMISSIONS
 
 PROBLEM_JSON = "application/problem+json"
 
@@ -50,7 +53,7 @@ async def test_a_created_key_is_shown_once_and_works_as_a_bearer_token(platform:
     # Then the key comes back once in plaintext, with its display prefix and no revocation
     assert created.status_code == 201
     key = created.json()
-    assert set(key) == {"id", "name", "prefix", "created_at", "revoked_at", "api_key"}
+    assert set(key) == {"id", "name", "prefix", "scopes", "expires_at", "created_at", "revoked_at", "api_key"}
     assert key["name"] == "ci"
     assert key["api_key"].startswith("dsk_")
     assert key["prefix"] == key["api_key"][:10]
@@ -92,7 +95,8 @@ async def test_the_key_list_shows_prefixes_never_secrets(platform: RunningPlatfo
     assert by_name["ci"]["id"] == second["id"]
     assert by_name["ci"]["prefix"] == second["api_key"][:10]
     assert by_name["default"]["prefix"] == tenant.api_key[:10]
-    assert all(set(item) == {"id", "name", "prefix", "created_at", "revoked_at"} for item in items)
+    fields = {"id", "name", "prefix", "scopes", "expires_at", "created_at", "revoked_at"}
+    assert all(set(item) == fields for item in items)
     assert tenant.api_key not in response.text
     assert second["api_key"] not in response.text
 
@@ -186,7 +190,8 @@ async def test_introspection_resolves_a_live_key_to_its_principal(platform: Runn
     [key] = (await platform.client.get("/v1/identity/api-keys", headers=tenant.headers)).json()["items"]
 
     # When the key is introspected
-    response = await platform.client.post("/v1/identity/introspect", json={"credential": tenant.api_key})
+    async with _internal_client(platform) as client:
+        response = await client.post("/v1/identity/introspect", json={"credential": tenant.api_key})
 
     # Then it is active, for that tenant, with the key as the subject
     assert response.status_code == 200
@@ -195,7 +200,12 @@ async def test_introspection_resolves_a_live_key_to_its_principal(platform: Runn
         "tenant_id": tenant.tenant_id,
         "subject": key["id"],
         "kind": "api_key",
-        "scopes": [],
+        "permissions": sorted(TENANT_PERMISSIONS),
+        "roles": [],
+        "reach": "tenant",
+        "merchant_ids": [],
+        "token_id": None,
+        "expires_at": None,
     }
 
 
@@ -209,7 +219,8 @@ async def test_introspection_says_only_inactive_for_anything_else(platform: Runn
 
     # When garbage, a made-up key with the right prefix, and the revoked key are introspected
     for credential in ("garbage", "dsk_" + "x" * 43, key["api_key"]):
-        response = await platform.client.post("/v1/identity/introspect", json={"credential": credential})
+        async with _internal_client(platform) as client:
+            response = await client.post("/v1/identity/introspect", json={"credential": credential})
 
         # Then each is inactive, and nothing says why
         assert response.status_code == 200
@@ -218,5 +229,25 @@ async def test_introspection_says_only_inactive_for_anything_else(platform: Runn
             "tenant_id": None,
             "subject": None,
             "kind": None,
-            "scopes": [],
+            "permissions": [],
+            "roles": [],
+            "reach": None,
+            "merchant_ids": [],
+            "token_id": None,
+            "expires_at": None,
         }
+
+
+def _internal_client(platform: RunningPlatform) -> httpx.AsyncClient:
+    """Introspection is for the services only: the edge refuses it from outside, so ask from inside."""
+    return httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=internal(platform.app)), base_url="http://identity"
+    )
+
+
+async def test_the_edge_refuses_introspection_from_outside(platform: RunningPlatform) -> None:
+    # When a client asks the platform to introspect a key
+    tenant = await platform.new_tenant()
+    response = await platform.client.post("/v1/identity/introspect", json={"credential": tenant.api_key})
+    # Then the route does not exist for it
+    assert response.status_code == 404

@@ -815,11 +815,14 @@ async def test_placing_and_moving_an_order_publishes_cloudevents(platform: Runni
     # When the outboxes are flushed
     await platform.settle()
 
-    # Then the orders outbox holds one created and one status_changed event, both published
+    # Then the orders outbox holds one created and one status_changed event, each after the audit entry
+    # of its change (written while handling; the aggregate's events are collected at commit), all published
     async with platform.services["orders"].database.reader() as session:
         rows = (await session.execute(select(outbox).order_by(outbox.c.seq))).all()
     assert [row.type for row in rows] == [
+        "doorstep.audit.recorded.v1",
         "doorstep.orders.order.created.v1",
+        "doorstep.audit.recorded.v1",
         "doorstep.orders.order.status_changed.v1",
     ]
     assert all(row.published_at is not None for row in rows)
@@ -833,7 +836,7 @@ async def test_placing_and_moving_an_order_publishes_cloudevents(platform: Runni
         assert envelope["tenantid"] == tenant.tenant_id
         assert envelope["subject"] == placed["id"]
         assert envelope["datacontenttype"] == "application/json"
-    created, changed = (envelope["data"] for envelope in envelopes)
+    _, created, _, changed = (envelope["data"] for envelope in envelopes)
     # And the payloads describe the order as the API answered it
     assert created["order"]["id"] == placed["id"]
     assert created["order"]["status"] == "placed"
@@ -859,7 +862,7 @@ async def test_refused_requests_publish_nothing(platform: RunningPlatform) -> No
     )
     await platform.settle()
 
-    # Then the outbox still holds only the creation event
+    # Then the outbox still holds only the creation event and its audit entry
     async with platform.services["orders"].database.reader() as session:
-        types = (await session.execute(select(outbox.c.type))).scalars().all()
-    assert types == ["doorstep.orders.order.created.v1"]
+        types = (await session.execute(select(outbox.c.type).order_by(outbox.c.seq))).scalars().all()
+    assert types == ["doorstep.audit.recorded.v1", "doorstep.orders.order.created.v1"]

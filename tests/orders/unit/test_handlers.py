@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from tests.orders.fakes import FakeOrderRepository, FakeOrdersStore, FakeOrdersUnitOfWork, StoredResponse
 
+from doorstep.contracts.audit import AuditRecorded
 from doorstep.contracts.orders import (
     Customer,
     GeoPoint,
@@ -550,6 +552,237 @@ async def test_a_batch_ignores_orders_placed_through_another_source(
     # Then the CSV's A-1 is its own order
     assert outcome == BatchOutcome(created=1, duplicates=0)
     assert sorted(order.source for order in store.orders_of(TENANT)) == ["api", "csv"]
+
+
+# Audit entries: one per change, written in the change's transaction; none when nothing changed.
+
+AT = datetime(2026, 11, 21, 18, 0, tzinfo=UTC)
+
+
+@pytest.fixture
+def frozen_audit_clock(monkeypatch: pytest.MonkeyPatch) -> datetime:
+    monkeypatch.setattr("doorstep.kernel.unit_of_work.utcnow", lambda: AT)
+    return AT
+
+
+def audit(
+    action: str, object_id: str, before: dict[str, Any] | None, after: dict[str, Any] | None, **overrides: Any
+) -> AuditRecorded:
+    values: dict[str, Any] = {
+        "service": "orders",
+        "actor": "user:ada",
+        "action": action,
+        "object_type": "order",
+        "object_id": object_id,
+        "before": before,
+        "after": after,
+        "ip": None,
+        "user_agent": None,
+        "request_id": None,
+        "occurred_at": AT,
+    }
+    return AuditRecorded(**{**values, **overrides})
+
+
+def audited(store: FakeOrdersStore) -> list[tuple[str, AuditRecorded]]:
+    entries = []
+    for envelope in store.audited:
+        entry = envelope.payload()
+        assert isinstance(entry, AuditRecorded)
+        entries.append((envelope.tenantid, entry))
+    return entries
+
+
+async def test_placing_audits_the_new_order_as_it_was_stored(
+    bus: MessageBus, store: FakeOrdersStore, frozen_audit_clock: datetime
+) -> None:
+    # When an order is placed
+    order = await placed(bus, store)
+
+    # Then one entry records its creation by the caller: nothing before, the whole order after
+    assert audited(store) == [
+        (TENANT, audit("order.created", order.id, None, order.snapshot().model_dump(mode="json")))
+    ]
+
+
+async def test_answering_an_existing_order_or_a_replayed_key_audits_nothing(
+    bus: MessageBus, store: FakeOrdersStore
+) -> None:
+    # Given an order placed with an idempotency key
+    first = place("A-1", idempotency_key="k-1", request_hash="h-1")
+    await bus.handle(first)
+
+    # When the same request is replayed, and the external id is placed again without a key
+    await bus.handle(first)
+    await bus.handle(place("A-1"))
+
+    # Then only the first placement was audited
+    assert [entry.action for _, entry in audited(store)] == ["order.created"]
+
+
+async def test_a_status_change_audits_the_status_before_and_after(
+    bus: MessageBus, store: FakeOrdersStore, frozen_audit_clock: datetime
+) -> None:
+    # Given a placed order
+    order = await placed(bus, store)
+
+    # When the baker accepts it
+    await bus.handle(
+        ChangeOrderStatus(
+            tenant_id=TENANT,
+            order_id=order.id,
+            status=OrderStatus.ACCEPTED,
+            reason="on it",
+            actor="user:baker",
+        )
+    )
+
+    # Then the entry names the baker and the move, with the reason given
+    assert audited(store)[1:] == [
+        (
+            TENANT,
+            audit(
+                "order.status_changed",
+                order.id,
+                {"status": "placed"},
+                {"status": "accepted", "reason": "on it"},
+                actor="user:baker",
+            ),
+        )
+    ]
+
+
+async def test_an_illegal_status_change_audits_nothing(bus: MessageBus, store: FakeOrdersStore) -> None:
+    # Given a placed order
+    order = await placed(bus, store)
+
+    # When it is moved to delivered straight away
+    with pytest.raises(IllegalStatusTransition):
+        await bus.handle(
+            ChangeOrderStatus(
+                tenant_id=TENANT, order_id=order.id, status=OrderStatus.DELIVERED, reason=None, actor="user:x"
+            )
+        )
+
+    # Then no entry beyond the creation's was recorded
+    assert [entry.action for _, entry in audited(store)] == ["order.created"]
+
+
+async def test_amending_audits_only_the_fields_that_changed(
+    bus: MessageBus, store: FakeOrdersStore, frozen_audit_clock: datetime
+) -> None:
+    # Given a placed order with a tip of 100 and no notes
+    order = await placed(bus, store)
+
+    # When its tip, notes and payment are sent, the tip unchanged
+    new_items = [Item(name="Pretzel", quantity=3, unit_price=120)]
+    await bus.handle(
+        AmendOrder(
+            tenant_id=TENANT,
+            order_id=order.id,
+            changes={"tip": 100, "notes": "3rd floor", "items": new_items},
+            actor="user:ada",
+        )
+    )
+
+    # Then the entry holds the notes and items before and after, as JSON, and not the tip
+    assert audited(store)[1:] == [
+        (
+            TENANT,
+            audit(
+                "order.updated",
+                order.id,
+                {
+                    "notes": None,
+                    "items": [{"name": "Rye bread", "sku": None, "quantity": 2, "unit_price": 450}],
+                },
+                {
+                    "notes": "3rd floor",
+                    "items": [{"name": "Pretzel", "sku": None, "quantity": 3, "unit_price": 120}],
+                },
+            ),
+        )
+    ]
+
+
+async def test_amending_to_the_same_values_audits_nothing(bus: MessageBus, store: FakeOrdersStore) -> None:
+    # Given a placed order
+    order = await placed(bus, store)
+
+    # When it is "amended" to the tip it has
+    await bus.handle(AmendOrder(tenant_id=TENANT, order_id=order.id, changes={"tip": 100}, actor="user:ada"))
+
+    # Then nothing was audited beyond its creation
+    assert [entry.action for _, entry in audited(store)] == ["order.created"]
+
+
+async def test_an_import_batch_is_one_entry_listing_the_orders_it_created(
+    bus: MessageBus, store: FakeOrdersStore, frozen_audit_clock: datetime
+) -> None:
+    # Given B-1 was imported before
+    await bus.handle(ImportOrderBatch(tenant_id=TENANT, actor="user:ada", drafts=[draft("B-1")]))
+
+    # When a batch brings A-1, B-1 again and C-1
+    await bus.handle(
+        ImportOrderBatch(
+            tenant_id=TENANT, actor="user:ada", drafts=[draft("A-1"), draft("B-1"), draft("C-1")]
+        )
+    )
+
+    # Then the batch is one entry with the ids of the two new orders, in file order, and the duplicate count
+    [_, (tenant_id, entry)] = audited(store)
+    ids = {order.external_id: order.id for order in store.orders_of(TENANT)}
+    assert (tenant_id, entry) == (
+        TENANT,
+        audit(
+            "order.imported",
+            entry.object_id,
+            None,
+            {"source": "csv", "order_ids": [ids["A-1"], ids["C-1"]], "duplicates": 1},
+            object_type="order_import",
+        ),
+    )
+    assert entry.object_id not in ids.values()
+
+
+async def test_an_import_batch_of_duplicates_only_audits_nothing(
+    bus: MessageBus, store: FakeOrdersStore
+) -> None:
+    # Given a batch imported once
+    batch = ImportOrderBatch(tenant_id=TENANT, actor="user:ada", drafts=[draft("A-1")])
+    await bus.handle(batch)
+
+    # When it is imported again
+    await bus.handle(batch)
+
+    # Then only the first import was audited
+    assert [entry.action for _, entry in audited(store)] == ["order.imported"]
+
+
+async def test_an_order_from_a_partner_platform_is_audited_with_the_connection_as_actor(
+    bus: MessageBus, store: FakeOrdersStore, frozen_audit_clock: datetime
+) -> None:
+    # When the consumer places an order from a received event, in the name of its connection
+    message = received("m-1")
+    command = PlaceOrder(tenant_id=TENANT, source="shopify", draft=draft("S-1"), actor="connection:c-1")
+    await bus.handle(command, causing_message=message)
+
+    # Then the entry names the connection, has no origin, and carries the chain's correlation id
+    [(tenant_id, entry)] = audited(store)
+    [order] = store.orders_of(TENANT)
+    assert (tenant_id, entry) == (
+        TENANT,
+        audit(
+            "order.created",
+            order.id,
+            None,
+            order.snapshot().model_dump(mode="json"),
+            actor="connection:c-1",
+            request_id="corr-1",
+        ),
+    )
+    assert store.audited[0].correlationid == "corr-1"
+    assert store.audited[0].causationid == "m-1"
 
 
 # The fake keeps the real unit of work's promises, so the tests above can fail.

@@ -44,6 +44,9 @@ class ApiKeyRepository:
                 display_prefix=key.display_prefix,
                 created_at=key.created_at,
                 revoked_at=key.revoked_at,
+                scopes=sorted(key.scopes) if key.scopes is not None else None,
+                expires_at=key.expires_at,
+                created_by=key.created_by,
             )
         )
         self.seen.append(key)
@@ -77,4 +80,7 @@ def api_key_from_row(row: Row[tuple[object, ...]]) -> ApiKey:
         display_prefix=row.display_prefix,
         created_at=row.created_at,
         revoked_at=row.revoked_at,
+        scopes=frozenset(row.scopes) if row.scopes is not None else None,
+        expires_at=row.expires_at,
+        created_by=row.created_by,
     )

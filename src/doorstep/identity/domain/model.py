@@ -41,9 +41,21 @@ class ApiKey(Aggregate):
     display_prefix: str
     created_at: datetime
     revoked_at: datetime | None = None
+    scopes: frozenset[str] | None = None  # None: every permission of the tenant
+    expires_at: datetime | None = None
+    created_by: str | None = None
 
     @classmethod
-    def issue(cls, *, tenant_id: str, name: str, now: datetime) -> tuple[ApiKey, str]:
+    def issue(
+        cls,
+        *,
+        tenant_id: str,
+        name: str,
+        now: datetime,
+        scopes: frozenset[str] | None = None,
+        expires_at: datetime | None = None,
+        created_by: str | None = None,
+    ) -> tuple[ApiKey, str]:
         """A new key and its plaintext, which is shown once and never stored."""
         plaintext = API_KEY_PREFIX + secrets.token_urlsafe(32)
         key = cls(
@@ -53,13 +65,26 @@ class ApiKey(Aggregate):
             key_hash=hash_api_key(plaintext),
             display_prefix=plaintext[: len(API_KEY_PREFIX) + 6],
             created_at=now,
+            scopes=scopes,
+            expires_at=expires_at,
+            created_by=created_by,
         )
         key.record(ApiKeyCreated(api_key_id=key.id, name=name))
         return key, plaintext
 
-    @property
-    def active(self) -> bool:
-        return self.revoked_at is None
+    def active(self, now: datetime) -> bool:
+        return self.revoked_at is None and (self.expires_at is None or self.expires_at > now)
+
+    def snapshot(self) -> dict[str, object]:
+        """What the audit log keeps: never the hash."""
+        return {
+            "id": self.id,
+            "name": self.name,
+            "prefix": self.display_prefix,
+            "scopes": sorted(self.scopes) if self.scopes is not None else None,
+            "expires_at": self.expires_at.isoformat() if self.expires_at else None,
+            "revoked_at": self.revoked_at.isoformat() if self.revoked_at else None,
+        }
 
     def revoke(self, *, now: datetime) -> None:
         if self.revoked_at is None:

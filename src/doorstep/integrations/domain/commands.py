@@ -8,6 +8,7 @@ class OpenConnection(Command):
     platform: str
     settings: dict[str, Any] = {}
     secret: str | None = None
+    actor: str = "system"  # who asked, for the audit trail; "system" for the CLI and the demo
 
 
 class ReceiveWebhook(Command):
@@ -22,6 +23,7 @@ class ReplayDelivery(Command):
 
     tenant_id: str
     delivery_id: str
+    actor: str = "system"
 
 
 class LinkOrder(Command):

@@ -144,6 +144,7 @@ def _row(order: Order) -> dict[str, Any]:
         "source": order.source,
         "external_id": order.external_id,
         "merchant_id": order.merchant_id,
+        "placed_by": order.history[0].actor if order.history else None,
         "status": order.status.value,
         "currency": order.currency,
         "subtotal": totals.subtotal,

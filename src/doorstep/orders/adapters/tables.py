@@ -43,7 +43,10 @@ orders = Table(
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
     Column("version", Integer, nullable=False),
+    # Who placed it ("user:<id>", "api_key:<id>", "connection:<id>"): a customer sees the orders they placed.
+    Column("placed_by", String(200), nullable=True),
     UniqueConstraint("tenant_id", "source", "external_id", name="uq_orders_tenant_source_external_id"),
+    Index("ix_orders_tenant_placed_by", "tenant_id", "placed_by", "id"),
     Index("ix_orders_tenant_id", "tenant_id", "id"),
     Index("ix_orders_tenant_status", "tenant_id", "status", "id"),
     Index("ix_orders_tenant_created", "tenant_id", "created_at"),

@@ -1,0 +1,48 @@
+"""What every service of a process shares: the rate limiter and the list of revoked tokens.
+
+With `DOORSTEP_REDIS_URL` both live in Redis, shared by every process of the distributed shape;
+without it, in the process (the all-in-one shape, where one process is the whole platform).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import redis.asyncio
+
+from doorstep.infra.rate_limits import MemoryRateLimiter, RedisRateLimiter
+from doorstep.infra.redis_client import redis_from_url
+from doorstep.infra.revocations import MemoryRevocationList, RedisRevocationList
+from doorstep.kernel.limits import RateLimiter, RevocationList
+from doorstep.kernel.settings import Settings
+
+
+@dataclass
+class Shared:
+    limiter: RateLimiter
+    revocations: RevocationList
+    redis: redis.asyncio.Redis | None = None
+
+    async def ping(self) -> bool:
+        if self.redis is None:
+            return True
+        try:
+            return bool(await self.redis.ping())
+        except redis.RedisError:
+            return False
+
+    async def close(self) -> None:
+        if self.redis is not None:
+            await self.redis.aclose()
+
+
+def make_shared(settings: Settings) -> Shared:
+    if settings.redis_url:
+        client = redis_from_url(settings.redis_url)
+        prefix = settings.redis_prefix
+        return Shared(
+            limiter=RedisRateLimiter(client, prefix=f"{prefix}rl:"),
+            revocations=RedisRevocationList(client, prefix=f"{prefix}revoked:"),
+            redis=client,
+        )
+    return Shared(limiter=MemoryRateLimiter(), revocations=MemoryRevocationList())

@@ -14,20 +14,18 @@ from typing import Final
 
 import aiohttp
 import httpx
-import structlog
 from fastapi import FastAPI
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 from yarl import URL
 
 from doorstep.gateway.edge import EdgeConfig, install_edge
+from doorstep.gateway.revocations import RecheckedRevocations
 from doorstep.infra.identity_client import JWKS_PATH, make_authenticator
-from doorstep.infra.shared import make_shared
+from doorstep.infra.shared import Shared, make_shared
 from doorstep.kernel import context
 from doorstep.kernel.http import create_app, problem
 from doorstep.kernel.settings import SERVICES, Settings
-
-log = structlog.get_logger()
 
 # RFC 9110 section 7.6.1: meaningful for one connection only, never forwarded. The length and host
 # are the outgoing connection's own; the request id and the forwarding chain are set again here.
@@ -258,9 +256,12 @@ def build_gateway(settings: Settings) -> FastAPI:
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
-        # Credentials are checked against the first identity instance (introspection answers are cached).
+        # Credentials are checked with the first identity instance (its answers are cached; a client that
+        # takes turns over several is a follow-up, as for the services' own identity client).
         identity = httpx.AsyncClient(base_url=upstreams.instances["identity"][0], timeout=5.0)
-        authenticator = make_authenticator(settings, identity, shared)
+        # The services behind re-check revocations on every request; the edge may reuse a recent answer.
+        edge_view = Shared(limiter=shared.limiter, revocations=RecheckedRevocations(shared.revocations))
+        authenticator = make_authenticator(settings, identity, edge_view)
         edge.authenticator = authenticator
         try:
             yield

@@ -12,6 +12,7 @@ import httpx
 from starlette.types import Receive, Scope, Send
 
 from doorstep.gateway.edge import Edge, EdgeConfig, RouteSet, internal
+from doorstep.infra.identity_client import IdentityUnavailable
 from doorstep.infra.rate_limits import MemoryRateLimiter, RateLimiterUnavailable
 from doorstep.kernel.auth import EDGE_PRINCIPAL, Principal
 from doorstep.kernel.http import RequestContextMiddleware
@@ -32,9 +33,12 @@ class FakeAuthenticator:
     def __init__(self) -> None:
         self.known = {API_KEY: KEY_PRINCIPAL, TOKEN: USER_PRINCIPAL}
         self.asked: list[str] = []
+        self.failure: Exception | None = None
 
     async def authenticate(self, credential: str) -> Principal | None:
         self.asked.append(credential)
+        if self.failure is not None:
+            raise self.failure
         return self.known.get(credential)
 
 
@@ -342,6 +346,19 @@ async def test_a_limiter_that_cannot_be_asked_refuses_with_a_503() -> None:
     assert harness.inner.calls == 0
 
 
+async def test_an_identity_that_cannot_be_asked_refuses_with_a_503() -> None:
+    # Given the edge whose authenticator cannot reach identity
+    harness = Harness()
+    harness.authenticator.failure = IdentityUnavailable("identity did not answer: connection refused")
+    async with harness.client() as client:
+        # When a key calls
+        response = await client.get("/v1/orders", headers=bearer(API_KEY))
+    # Then nothing passes unverified
+    body = assert_problem(response, 503, "service-unavailable")
+    assert body["detail"] == "identity did not answer: connection refused"
+    assert harness.inner.calls == 0
+
+
 async def test_an_edge_whose_app_has_not_started_refuses_with_a_503() -> None:
     # Given the edge before its app has made the authenticator
     harness = Harness()
@@ -424,6 +441,39 @@ async def test_without_an_allow_list_no_cors_headers_are_sent() -> None:
     # Then a browser's request works as any other, without CORS headers
     assert response.status_code == 200
     assert [name for name in response.headers if name.startswith("access-control-")] == []
+
+
+async def test_an_allow_list_of_any_origin_names_each_caller_s_origin() -> None:
+    # Given the edge that allows any origin
+    harness = Harness(cors=frozenset({"*"}))
+    async with harness.client() as client:
+        response = await client.get(
+            "/v1/orders", headers={"Origin": "https://anywhere.example", **bearer(API_KEY)}
+        )
+    # Then the answer names the caller's origin (not `*`), so the browser may read it
+    assert response.headers["access-control-allow-origin"] == "https://anywhere.example"
+
+
+# --- websockets --------------------------------------------------------------------------------------
+
+
+async def test_a_websocket_to_the_api_is_closed_at_the_edge() -> None:
+    # Given the edge
+    harness = Harness()
+    sent: list[dict[str, Any]] = []
+
+    async def receive() -> dict[str, Any]:
+        return {"type": "websocket.connect"}
+
+    async def send(message: Any) -> None:
+        sent.append(dict(message))
+
+    # When a client opens a websocket on an API path
+    scope = {"type": "websocket", "path": "/v1/orders", "headers": [], "client": ("203.0.113.7", 1)}
+    await harness.app(scope, receive, send)
+    # Then the edge closes it as a policy violation, and nothing behind it is reached
+    assert sent == [{"type": "websocket.close", "code": 1008}]
+    assert harness.inner.calls == 0
 
 
 # --- route templates ---------------------------------------------------------------------------------

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
+from doorstep.identity.api import IdentityService
 from doorstep.identity.domain.commands import LogIn, LogOut, RefreshSession, RequestCode, SignUp
-from doorstep.identity.sessions import MAX_PASSWORD, Session
-from doorstep.infra.service import Service
+from doorstep.identity.domain.users import MAX_PASSWORD
+from doorstep.identity.sessions import Session
 from doorstep.kernel import context
 from doorstep.kernel.auth import PUBLIC, Authenticated
 
@@ -17,14 +18,6 @@ router = APIRouter(prefix="/v1/identity", tags=["sessions"])
 Email = Annotated[str, Field(min_length=3, max_length=320)]
 Phone = Annotated[str, Field(min_length=4, max_length=30)]
 TenantId = Annotated[str, Field(min_length=1, max_length=36)]
-
-
-async def _service(request: Request) -> Service:
-    service: Service = request.app.state.services["identity"]
-    return service
-
-
-IdentityService = Annotated[Service, Depends(_service)]
 
 
 class SignUpIn(BaseModel):

@@ -10,7 +10,7 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import APIRouter, Depends, Query
 from pydantic import BaseModel
 from sqlalchemy import Insert, Row, Select, String, select
 from sqlalchemy.dialects import postgresql, sqlite
@@ -19,7 +19,8 @@ from sqlalchemy.exc import IntegrityError
 from doorstep.contracts.audit import AuditRecorded
 from doorstep.identity.adapters.tables import audit_log
 from doorstep.identity.adapters.unit_of_work import IdentityUnitOfWork
-from doorstep.infra.service import Service, Subscription
+from doorstep.identity.api import IdentityService
+from doorstep.infra.service import Subscription
 from doorstep.kernel.auth import Principal, Requires
 from doorstep.kernel.bus import Handler, MessageBus
 from doorstep.kernel.errors import Forbidden, InvalidInput
@@ -107,11 +108,6 @@ HANDLERS: dict[type[Command], Handler] = {RecordAudit: record_audit}
 router = APIRouter(prefix="/v1/identity", tags=["audit"])
 
 
-async def _service(request: Request) -> Service:
-    service: Service = request.app.state.services["identity"]
-    return service
-
-
 class AuditEntry(BaseModel):
     id: str
     occurred_at: datetime
@@ -134,7 +130,7 @@ class AuditEntry(BaseModel):
 )
 async def list_audit(
     principal: Annotated[Principal, Depends(Requires("audit.read"))],
-    service: Annotated[Service, Depends(_service)],
+    service: IdentityService,
     actor: Annotated[
         str | None, Query(min_length=1, max_length=80, description="e.g. `user:<id>`, `api_key:<id>`")
     ] = None,

@@ -10,6 +10,7 @@ from doorstep.identity.adapters.accounts import prune_sessions
 from doorstep.identity.adapters.tables import inbox, outbox
 from doorstep.identity.adapters.unit_of_work import IdentityUnitOfWork
 from doorstep.identity.domain.commands import RotateSigningKeys
+from doorstep.identity.domain.keys import SigningKey
 from doorstep.identity.handlers import HANDLERS
 from doorstep.identity.security import TokenSigner
 from doorstep.identity.views import signing_key_list
@@ -25,11 +26,11 @@ def build(settings: Settings, shared: Shared | None = None) -> Service:
     shared = shared or make_shared(settings)
     holder: list[Service] = []
 
-    async def load_keys() -> list[object]:
-        return list(await signing_key_list(holder[0].database))
+    async def load_keys() -> list[SigningKey]:
+        return await signing_key_list(holder[0].database)
 
     signer = TokenSigner(
-        load_keys=load_keys,  # type: ignore[arg-type]
+        load_keys=load_keys,
         issuer=settings.token_issuer,
         audience=settings.token_audience,
         lifetime=timedelta(seconds=settings.access_token_seconds),

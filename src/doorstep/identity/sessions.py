@@ -30,6 +30,7 @@ from doorstep.identity.domain.users import (
     RefreshToken,
     User,
     UserStatus,
+    check_password,
     check_roles,
     digest,
     normalise_email,
@@ -42,9 +43,6 @@ from doorstep.kernel.errors import InvalidInput, TooManyRequests
 from doorstep.kernel.limits import Quota, RateLimiter, RevocationList
 from doorstep.kernel.messages import Command
 from doorstep.kernel.permissions import Reach, Role, reach_of
-
-MIN_PASSWORD = 10
-MAX_PASSWORD = 200
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,14 +104,6 @@ class OutboxNotifier:
         )
 
 
-def _password(password: str) -> str:
-    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise InvalidInput(
-            f"use {MIN_PASSWORD} to {MAX_PASSWORD} characters", field="password", location="body"
-        )
-    return password
-
-
 def destination_of(email: str | None, phone: str | None) -> tuple[str | None, str | None]:
     """Exactly one of email and phone, normalised."""
     if (email is None) == (phone is None):
@@ -123,7 +113,8 @@ def destination_of(email: str | None, phone: str | None) -> tuple[str | None, st
     )
 
 
-async def _limit(limiter: RateLimiter, key: str, quota: Quota, what: str) -> None:
+async def enforce(limiter: RateLimiter, key: str, quota: Quota, what: str) -> None:
+    """Counts one against `key`; a 429 problem with the rate-limit headers when it is over."""
     decision = await limiter.hit(key, quota)
     if not decision.allowed:
         raise TooManyRequests(f"too many {what}; try again later", headers=decision.headers(quota))
@@ -167,11 +158,10 @@ async def issue_session(
     )
 
 
-async def _register(uow: IdentityUnitOfWork, user: User) -> None:
+async def register(uow: IdentityUnitOfWork, user: User) -> None:
     if await uow.tenants.get(user.tenant_id) is None:
         raise TenantNotFound(f"there is no tenant {user.tenant_id}")
-    found = await uow.users.find(tenant_id=user.tenant_id, email=user.email, phone=user.phone)
-    if found is not None:
+    if await uow.users.taken(tenant_id=user.tenant_id, email=user.email, phone=user.phone):
         raise AlreadyRegistered("a user with this email or phone exists in this tenant")
     try:
         await uow.users.add(user)
@@ -184,7 +174,7 @@ async def sign_up(
 ) -> Session:
     """Self-service sign-up makes a customer; staff are invited (or created with the CLI)."""
     email, phone = destination_of(cmd.email, cmd.phone)
-    password_hash = await hash_password(_password(cmd.password))
+    password_hash = await hash_password(check_password(cmd.password))
     now = utcnow()
     async with uow:
         user = User.register(
@@ -197,16 +187,8 @@ async def sign_up(
             status=UserStatus.ACTIVE,
             now=now,
         )
-        await _register(uow, user)
-        uow.audit(
-            tenant_id=user.tenant_id,
-            actor=f"user:{user.id}",
-            action="user.signed_up",
-            object_type="user",
-            object_id=user.id,
-            before=None,
-            after=user.snapshot(),
-        )
+        await register(uow, user)
+        uow.audit_user(user, actor=f"user:{user.id}", action="user.signed_up", before=None)
         session = await issue_session(uow, user, signer=signer, policy=session_policy, now=now)
         await uow.commit()
     return session
@@ -217,7 +199,7 @@ async def create_user(cmd: CreateUser, *, uow: IdentityUnitOfWork) -> User:
         normalise_email(cmd.email) if cmd.email is not None else None,
         normalise_phone(cmd.phone) if cmd.phone is not None else None,
     )
-    password_hash = await hash_password(_password(cmd.password))
+    password_hash = await hash_password(check_password(cmd.password))
     async with uow:
         user = User.register(
             tenant_id=cmd.tenant_id,
@@ -230,16 +212,8 @@ async def create_user(cmd: CreateUser, *, uow: IdentityUnitOfWork) -> User:
             status=UserStatus.ACTIVE,
             now=utcnow(),
         )
-        await _register(uow, user)
-        uow.audit(
-            tenant_id=user.tenant_id,
-            actor="system",
-            action="user.created",
-            object_type="user",
-            object_id=user.id,
-            before=None,
-            after=user.snapshot(),
-        )
+        await register(uow, user)
+        uow.audit_user(user, actor="system", action="user.created", before=None)
         await uow.commit()
     return user
 
@@ -257,8 +231,8 @@ async def request_code(
     destination = email or phone
     assert destination is not None
     if cmd.ip is not None:
-        await _limit(limiter, f"otp-ip:{cmd.ip}", session_policy.code_ip_quota, "codes from this address")
-    await _limit(
+        await enforce(limiter, f"otp-ip:{cmd.ip}", session_policy.code_ip_quota, "codes from this address")
+    await enforce(
         limiter, f"otp:{cmd.tenant_id}:{destination}", session_policy.code_quota, "codes for this destination"
     )
     now = utcnow()
@@ -291,7 +265,7 @@ async def log_in(
     if (cmd.password is None) == (cmd.code is None):
         raise InvalidInput("give either a password or a one-time code", field="password", location="body")
     destination = email or phone
-    await _limit(
+    await enforce(
         limiter, f"login:{cmd.tenant_id}:{destination}", session_policy.login_quota, "log-in attempts"
     )
     if cmd.code is not None:
@@ -344,16 +318,8 @@ async def _log_in_with_code(
                 status=UserStatus.ACTIVE,
                 now=now,
             )
-            await _register(uow, user)
-            uow.audit(
-                tenant_id=tenant_id,
-                actor=f"user:{user.id}",
-                action="user.signed_up",
-                object_type="user",
-                object_id=user.id,
-                before=None,
-                after=user.snapshot(),
-            )
+            await register(uow, user)
+            uow.audit_user(user, actor=f"user:{user.id}", action="user.signed_up", before=None)
         user.ensure_active()
         session = await issue_session(uow, user, signer=signer, policy=policy, now=now)
         await uow.commit()

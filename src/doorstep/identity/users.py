@@ -19,7 +19,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import APIRouter, Depends, Query, Response
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -32,11 +32,11 @@ from pydantic import (
 )
 from sqlalchemy import ColumnElement, Select, String, cast, false, or_, select
 from sqlalchemy.exc import IntegrityError
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from doorstep.identity.adapters.accounts import address_from_row, user_from_row
 from doorstep.identity.adapters.tables import addresses, users
 from doorstep.identity.adapters.unit_of_work import IdentityUnitOfWork
+from doorstep.identity.api import IdentityService
 from doorstep.identity.api_sessions import TokensOut
 from doorstep.identity.domain.commands import (
     AcceptInvitation,
@@ -64,10 +64,13 @@ from doorstep.identity.domain.errors import (
 )
 from doorstep.identity.domain.roles import permissions_of
 from doorstep.identity.domain.users import (
+    MAX_PASSWORD,
+    MIN_PASSWORD,
     Address,
     Invitation,
     User,
     UserStatus,
+    check_password,
     check_roles,
     digest,
     normalise_email,
@@ -75,18 +78,17 @@ from doorstep.identity.domain.users import (
 )
 from doorstep.identity.security import TokenSigner, hash_password, verify_password
 from doorstep.identity.sessions import (
-    MAX_PASSWORD,
-    MIN_PASSWORD,
     Notifier,
     Session,
     SessionPolicy,
+    enforce,
     issue_session,
 )
 from doorstep.infra.service import Service
 from doorstep.kernel.auth import PUBLIC, Authenticated, Principal, Requires
 from doorstep.kernel.bus import Handler
 from doorstep.kernel.clock import utcnow
-from doorstep.kernel.errors import Conflict, InvalidInput, TooManyRequests
+from doorstep.kernel.errors import Conflict, InvalidInput
 from doorstep.kernel.ids import new_id
 from doorstep.kernel.limits import RateLimiter, RevocationList
 from doorstep.kernel.messages import Command
@@ -473,12 +475,6 @@ def address_snapshot(address: Address) -> dict[str, Any]:
     }
 
 
-def check_password(password: str, *, field: str) -> str:
-    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
-        raise InvalidInput(f"use {MIN_PASSWORD} to {MAX_PASSWORD} characters", field=field, location="body")
-    return password
-
-
 # --- Handlers ------------------------------------------------------------------------------------------
 
 
@@ -504,52 +500,15 @@ def _caller(cmd: InviteUser | ChangeUser | DeactivateUser | ActivateUser) -> Cal
     )
 
 
-async def _locked_user(uow: IdentityUnitOfWork, *, tenant_id: str, user_id: str) -> User | None:
-    """The user, with their row locked until the end of the transaction (PostgreSQL; SQLite has one writer).
-
-    Changes to a user and to their addresses therefore happen one after the other: no lost update, no
-    51st address, never two defaults.
-    """
-    await uow.connection.execute(
-        select(users.c.id).where(users.c.tenant_id == tenant_id, users.c.id == user_id).with_for_update()
-    )
-    return await uow.users.get(tenant_id=tenant_id, user_id=user_id)
-
-
 async def _managed_user(
     uow: IdentityUnitOfWork, *, tenant_id: str, user_id: str, caller: Caller
 ) -> tuple[User, dict[str, frozenset[str]]]:
-    user = await _locked_user(uow, tenant_id=tenant_id, user_id=user_id)
+    user = await uow.users.get(tenant_id=tenant_id, user_id=user_id, for_update=True)
     if user is None or not can_see(user, caller):
         raise UserNotFound(f"there is no user {user_id}")
     overrides = await uow.roles.overrides(tenant_id)
     check_manageable(user, overrides=overrides, caller=caller)
     return user, overrides
-
-
-async def _default_address_id(connection: AsyncConnection, *, tenant_id: str, user_id: str) -> str | None:
-    found = await connection.scalar(
-        select(addresses.c.id)
-        .where(
-            addresses.c.tenant_id == tenant_id,
-            addresses.c.user_id == user_id,
-            addresses.c.is_default.is_(True),
-        )
-        .limit(1)
-    )
-    return None if found is None else str(found)
-
-
-async def _oldest_address(uow: IdentityUnitOfWork, *, tenant_id: str, user_id: str) -> Address | None:
-    row = (
-        await uow.connection.execute(
-            select(addresses)
-            .where(addresses.c.tenant_id == tenant_id, addresses.c.user_id == user_id)
-            .order_by(addresses.c.id)
-            .limit(1)
-        )
-    ).first()
-    return None if row is None else address_from_row(row)
 
 
 async def _make_default(uow: IdentityUnitOfWork, address: Address) -> None:
@@ -559,7 +518,7 @@ async def _make_default(uow: IdentityUnitOfWork, address: Address) -> None:
 
 async def _sync_default(uow: IdentityUnitOfWork, user: User, *, now: datetime) -> None:
     """`profile.customer.default_address_id` follows the address marked default."""
-    default = await _default_address_id(uow.connection, tenant_id=user.tenant_id, user_id=user.id)
+    default = await uow.addresses.default_id(tenant_id=user.tenant_id, user_id=user.id)
     profile = with_default_address(user.profile, default)
     if profile != user.profile:
         user.change(now=now, profile=profile)
@@ -589,19 +548,8 @@ async def _profile_change(
             if not address.is_default:
                 await _make_default(uow, address)
                 await uow.addresses.save(address)
-    default = await _default_address_id(uow.connection, tenant_id=user.tenant_id, user_id=user.id)
+    default = await uow.addresses.default_id(tenant_id=user.tenant_id, user_id=user.id)
     return with_default_address(profile, default)
-
-
-async def _ensure_unique(
-    uow: IdentityUnitOfWork, *, tenant_id: str, email: str | None, phone: str | None
-) -> None:
-    for found in (
-        await uow.users.find(tenant_id=tenant_id, email=email) if email else None,
-        await uow.users.find(tenant_id=tenant_id, phone=phone) if phone else None,
-    ):
-        if found is not None:
-            raise AlreadyRegistered("a user with this email or phone exists in this tenant")
 
 
 async def invite_user(cmd: InviteUser, *, uow: IdentityUnitOfWork, notifier: Notifier) -> Invited:
@@ -624,7 +572,8 @@ async def invite_user(cmd: InviteUser, *, uow: IdentityUnitOfWork, notifier: Not
         if await uow.tenants.get(cmd.tenant_id) is None:
             raise TenantNotFound(f"there is no tenant {cmd.tenant_id}")
         check_grantable(roles, overrides=await uow.roles.overrides(cmd.tenant_id), caller=caller)
-        await _ensure_unique(uow, tenant_id=cmd.tenant_id, email=email, phone=phone)
+        if await uow.users.taken(tenant_id=cmd.tenant_id, email=email, phone=phone):
+            raise AlreadyRegistered("a user with this email or phone exists in this tenant")
         user = User.register(
             tenant_id=cmd.tenant_id,
             email=email,
@@ -653,15 +602,7 @@ async def invite_user(cmd: InviteUser, *, uow: IdentityUnitOfWork, notifier: Not
             params={"token": token, "name": user.name, "expires_at": invitation.expires_at.isoformat()},
             sensitive=["token"],
         )
-        uow.audit(
-            tenant_id=cmd.tenant_id,
-            actor=cmd.actor,
-            action="user.invited",
-            object_type="user",
-            object_id=user.id,
-            before=None,
-            after=user.snapshot(),
-        )
+        uow.audit_user(user, actor=cmd.actor, action="user.invited", before=None)
         await uow.commit()
     return Invited(user=user, token=token, expires_at=invitation.expires_at)
 
@@ -700,15 +641,7 @@ async def accept_invitation(
             changes["name"] = name
         user.change(now=now, **changes)
         await uow.users.save(user)
-        uow.audit(
-            tenant_id=user.tenant_id,
-            actor=f"user:{user.id}",
-            action="user.invitation_accepted",
-            object_type="user",
-            object_id=user.id,
-            before=before,
-            after=user.snapshot(),
-        )
+        uow.audit_user(user, actor=f"user:{user.id}", action="user.invitation_accepted", before=before)
         session = await issue_session(uow, user, signer=signer, policy=session_policy, now=now)
         await uow.commit()
     return session
@@ -752,15 +685,7 @@ async def change_user(
         before = user.snapshot()
         user.change(now=now, **changes)
         await uow.users.save(user)
-        uow.audit(
-            tenant_id=cmd.tenant_id,
-            actor=cmd.actor,
-            action="user.changed",
-            object_type="user",
-            object_id=user.id,
-            before=before,
-            after=user.snapshot(),
-        )
+        uow.audit_user(user, actor=cmd.actor, action="user.changed", before=before)
         await uow.commit()
     if "roles" in changes or "merchant_ids" in changes:
         await revocations.revoke_subject(user.id, issued_before=now, until=now + signer.lifetime)
@@ -782,15 +707,7 @@ async def deactivate_user(
             user.deactivate(now=now)
             await uow.users.save(user)
             await uow.refresh_tokens.revoke_user(user.id, now=now)
-            uow.audit(
-                tenant_id=cmd.tenant_id,
-                actor=cmd.actor,
-                action="user.deactivated",
-                object_type="user",
-                object_id=user.id,
-                before=before,
-                after=user.snapshot(),
-            )
+            uow.audit_user(user, actor=cmd.actor, action="user.deactivated", before=before)
             await uow.commit()
     # Also when it was deactivated before: a retry after the revocation list failed completes the job.
     cutoff = user.sessions_valid_after or now
@@ -810,15 +727,7 @@ async def activate_user(cmd: ActivateUser, *, uow: IdentityUnitOfWork) -> User:
         before = user.snapshot()
         user.activate(now=now)
         await uow.users.save(user)
-        uow.audit(
-            tenant_id=cmd.tenant_id,
-            actor=cmd.actor,
-            action="user.activated",
-            object_type="user",
-            object_id=user.id,
-            before=before,
-            after=user.snapshot(),
-        )
+        uow.audit_user(user, actor=cmd.actor, action="user.activated", before=before)
         await uow.commit()
     return user
 
@@ -830,11 +739,7 @@ async def _new_password_hash(
     if cmd.new_password is None:
         raise InvalidInput("give the new password", field="new_password", location="body")
     new_password = check_password(cmd.new_password, field="new_password")
-    decision = await limiter.hit(f"password:{cmd.tenant_id}:{cmd.user_id}", policy.login_quota)
-    if not decision.allowed:
-        raise TooManyRequests(
-            "too many password changes; try again later", headers=decision.headers(policy.login_quota)
-        )
+    await enforce(limiter, f"password:{cmd.tenant_id}:{cmd.user_id}", policy.login_quota, "password changes")
     async with uow:
         user = await uow.users.get(tenant_id=cmd.tenant_id, user_id=cmd.user_id)
         if user is None:
@@ -869,7 +774,7 @@ async def change_me(
     now = utcnow()
     session: Session | None = None
     async with uow:
-        user = await _locked_user(uow, tenant_id=cmd.tenant_id, user_id=cmd.user_id)
+        user = await uow.users.get(tenant_id=cmd.tenant_id, user_id=cmd.user_id, for_update=True)
         if user is None:
             raise UserNotFound(f"there is no user {cmd.user_id}")
         user.ensure_active()
@@ -893,15 +798,7 @@ async def change_me(
             return MeChanged(user=user, session=None)
         user.change(now=now, **changes)
         if user.snapshot() != before:
-            uow.audit(
-                tenant_id=cmd.tenant_id,
-                actor=f"user:{user.id}",
-                action="user.changed",
-                object_type="user",
-                object_id=user.id,
-                before=before,
-                after=user.snapshot(),
-            )
+            uow.audit_user(user, actor=f"user:{user.id}", action="user.changed", before=before)
         if password_hash is not None:
             user.sign_out_everywhere(now=now)
             await uow.refresh_tokens.revoke_user(user.id, now=now)
@@ -927,7 +824,7 @@ async def change_me(
 
 
 async def _own_user(uow: IdentityUnitOfWork, *, tenant_id: str, user_id: str) -> User:
-    user = await _locked_user(uow, tenant_id=tenant_id, user_id=user_id)
+    user = await uow.users.get(tenant_id=tenant_id, user_id=user_id, for_update=True)
     if user is None:
         raise UserNotFound(f"there is no user {user_id}")
     return user
@@ -1025,7 +922,7 @@ async def remove_address(cmd: RemoveAddress, *, uow: IdentityUnitOfWork) -> None
             raise AddressNotFound(f"there is no address {cmd.address_id}")
         await uow.addresses.remove(address)
         if address.is_default:
-            successor = await _oldest_address(uow, tenant_id=cmd.tenant_id, user_id=cmd.user_id)
+            successor = await uow.addresses.oldest(tenant_id=cmd.tenant_id, user_id=cmd.user_id)
             if successor is not None:
                 successor.is_default = True
                 await uow.addresses.save(successor)
@@ -1089,12 +986,6 @@ async def _read_user(service: Service, *, tenant_id: str, user_id: str, viewer: 
 router = APIRouter(prefix="/v1/identity", tags=["users"])
 
 
-async def _service(request: Request) -> Service:
-    service: Service = request.app.state.services["identity"]
-    return service
-
-
-IdentityService = Annotated[Service, Depends(_service)]
 ReadsUsers = Annotated[Principal, Depends(Requires("users.read"))]
 ManagesUsers = Annotated[Principal, Depends(Requires("users.manage"))]
 OwnProfile = Annotated[Principal, Depends(Requires("profile.self"))]

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Row, delete, func, insert, select, update
+from sqlalchemy import Row, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from doorstep.identity.adapters.tables import (
@@ -88,8 +88,28 @@ class UserRepository:
         self.seen.append(user)
         return user
 
-    async def get(self, *, tenant_id: str, user_id: str) -> User | None:
+    async def get(self, *, tenant_id: str, user_id: str, for_update: bool = False) -> User | None:
+        """`for_update`: lock the row until the transaction ends (PostgreSQL; SQLite has one writer), so
+        changes to a user and to their addresses happen one after the other."""
+        if for_update:
+            await self.connection.execute(
+                select(users.c.id)
+                .where(users.c.tenant_id == tenant_id, users.c.id == user_id)
+                .with_for_update()
+            )
         return await self._one(users.c.tenant_id == tenant_id, users.c.id == user_id)
+
+    async def taken(self, *, tenant_id: str, email: str | None, phone: str | None) -> bool:
+        """Whether another user of the tenant has this email or this phone."""
+        clauses = [
+            column == value for column, value in ((users.c.email, email), (users.c.phone, phone)) if value
+        ]
+        if not clauses:
+            return False
+        found = await self.connection.scalar(
+            select(users.c.id).where(users.c.tenant_id == tenant_id, or_(*clauses)).limit(1)
+        )
+        return found is not None
 
     async def find(
         self, *, tenant_id: str, email: str | None = None, phone: str | None = None
@@ -422,6 +442,29 @@ class AddressRepository:
                     addresses.c.tenant_id == tenant_id,
                     addresses.c.user_id == user_id,
                 )
+            )
+        ).first()
+        return None if row is None else address_from_row(row)
+
+    async def default_id(self, *, tenant_id: str, user_id: str) -> str | None:
+        found = await self.connection.scalar(
+            select(addresses.c.id)
+            .where(
+                addresses.c.tenant_id == tenant_id,
+                addresses.c.user_id == user_id,
+                addresses.c.is_default.is_(True),
+            )
+            .limit(1)
+        )
+        return None if found is None else str(found)
+
+    async def oldest(self, *, tenant_id: str, user_id: str) -> Address | None:
+        row = (
+            await self.connection.execute(
+                select(addresses)
+                .where(addresses.c.tenant_id == tenant_id, addresses.c.user_id == user_id)
+                .order_by(addresses.c.id)
+                .limit(1)
             )
         ).first()
         return None if row is None else address_from_row(row)

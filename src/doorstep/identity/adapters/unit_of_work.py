@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -14,6 +15,7 @@ from doorstep.identity.adapters.accounts import (
     UserRepository,
 )
 from doorstep.identity.adapters.repositories import ApiKeyRepository, TenantRepository
+from doorstep.identity.domain.users import User
 from doorstep.kernel.aggregate import Aggregate
 from doorstep.kernel.unit_of_work import SqlUnitOfWork
 
@@ -42,3 +44,15 @@ class IdentityUnitOfWork(SqlUnitOfWork):
 
     def _tracked(self) -> Iterable[Aggregate]:
         return [*self.tenants.seen, *self.api_keys.seen, *self.users.seen]
+
+    def audit_user(self, user: User, *, actor: str, action: str, before: Mapping[str, Any] | None) -> None:
+        """An audit entry for a change to `user`, with the snapshot after it (never the password hash)."""
+        self.audit(
+            tenant_id=user.tenant_id,
+            actor=actor,
+            action=action,
+            object_type="user",
+            object_id=user.id,
+            before=before,
+            after=user.snapshot(),
+        )

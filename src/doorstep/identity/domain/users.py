@@ -18,6 +18,8 @@ from doorstep.kernel.errors import InvalidInput
 from doorstep.kernel.ids import new_id
 from doorstep.kernel.permissions import Role
 
+MIN_PASSWORD = 10
+MAX_PASSWORD = 200
 OTP_LENGTH = 6
 OTP_LIFETIME = timedelta(minutes=5)
 OTP_MAX_ATTEMPTS = 5
@@ -43,6 +45,12 @@ def normalise_phone(phone: str, *, field: str = "phone") -> str:
             "give the number in international form, e.g. +4930123456", field=field, location="body"
         )
     return value
+
+
+def check_password(password: str, *, field: str = "password") -> str:
+    if not MIN_PASSWORD <= len(password) <= MAX_PASSWORD:
+        raise InvalidInput(f"use {MIN_PASSWORD} to {MAX_PASSWORD} characters", field=field, location="body")
+    return password
 
 
 def digest(secret: str) -> str:

@@ -282,6 +282,7 @@ def cluster(sandbox: Sandbox, tmp_path: Path) -> Iterator[Cluster]:
         # exactly-once intake, not the gateway's rate limits (tests/gateway covers those).
         "DOORSTEP_RATE_LIMIT_PER_MINUTE": "1000000",
         "DOORSTEP_RATE_LIMIT_IP_PER_MINUTE": "1000000",
+        "DOORSTEP_RATE_LIMIT_WEBHOOK_PER_MINUTE": "1000000",
     }
     services = {
         name: ServiceProcess(name, port, env, tmp_path / f"{name}.log") for name, port in ports.items()

@@ -22,6 +22,7 @@ from yarl import URL
 from doorstep.gateway.edge import EdgeConfig, install_edge
 from doorstep.gateway.revocations import RecheckedRevocations
 from doorstep.infra.identity_client import JWKS_PATH, make_authenticator
+from doorstep.infra.rate_limits import LeasedRateLimiter, RedisRateLimiter
 from doorstep.infra.shared import Shared, make_shared
 from doorstep.kernel import context
 from doorstep.kernel.http import create_app, problem
@@ -237,7 +238,11 @@ def build_gateway(settings: Settings) -> FastAPI:
     upstreams = Upstreams({service: settings.service_url(service) or "" for service in SERVICES})
     client = UpstreamClient()
     shared = make_shared(settings)
-    edge = EdgeConfig.from_settings(settings, shared.limiter)
+    # With Redis, the edge spends permits leased a few at a time instead of asking on every request.
+    limiter = (
+        LeasedRateLimiter(shared.limiter) if isinstance(shared.limiter, RedisRateLimiter) else shared.limiter
+    )
+    edge = EdgeConfig.from_settings(settings, limiter)
 
     async def upstreams_ready() -> bool:
         for service in SERVICES:
@@ -260,7 +265,7 @@ def build_gateway(settings: Settings) -> FastAPI:
         # takes turns over several is a follow-up, as for the services' own identity client).
         identity = httpx.AsyncClient(base_url=upstreams.instances["identity"][0], timeout=5.0)
         # The services behind re-check revocations on every request; the edge may reuse a recent answer.
-        edge_view = Shared(limiter=shared.limiter, revocations=RecheckedRevocations(shared.revocations))
+        edge_view = Shared(limiter=limiter, revocations=RecheckedRevocations(shared.revocations))
         authenticator = make_authenticator(settings, identity, edge_view)
         edge.authenticator = authenticator
         try:

@@ -11,21 +11,48 @@ One pure ASGI middleware, in front of the aiohttp proxy (distributed) or of the 
 - The verified identity forwarded as `x-doorstep-*` headers for logs and tracing, after every
   `x-doorstep-*` header the client sent is dropped. Nothing trusts them: they only say what was seen.
 - Rate limits (GCRA, shared through Redis across gateway instances): `key:<id>` or `user:<id>` for
-  authenticated callers, `ip:<address>` for the rest; refused with a 429 problem, and every answer
-  carries the `RateLimit-*` fields.
+  authenticated callers, `hook:<platform>:<token hash>` for partner webhooks, `ip:<address>` for the
+  rest; refused with a 429 problem, and every answer carries the `RateLimit-*` fields of the quota that
+  decided it.
 
 No FastAPI routing, no body buffering: the decisions are a set lookup, the authenticator's cache and
-one limiter call.
+one limiter call (two for a refused webhook, see below).
+
+Partner webhooks (`POST /v1/integrations/webhooks/{platform}/{token}`) are limited per connection, not
+per address (`DOORSTEP_RATE_LIMIT_WEBHOOK_*`): a busy marketplace sends far more than one address's
+quota, and partners behind one egress address must not starve each other.
+- The key is `hook:<platform>:<first 32 hex digits of SHA-256(token)>`. The token lets anyone deliver
+  orders, so it is never a Redis key and never logged. A platform segment that is no plain name
+  (letters, digits, `-`, `_`, at most 50) is no partner's: such a call is limited per address, so no
+  text a client chooses, of any length, becomes a key.
+- Every URL a client invents gets an allowance of its own, so guessing tokens is paid for after the
+  answer: a 401, 403 or 404 from the service (wrong signature, unknown connection) counts one hit on
+  `ip:<address>` with the address quota. Deliveries the service accepts (or refuses for any other
+  reason) never touch that bucket.
+- The answer has gone when that hit is refused, so the edge remembers, in this process, that the
+  address is blocked for webhooks until the hit's `Retry-After`, and until then answers the address's
+  webhook calls with a 429 (with the address quota's `RateLimit-*` fields) without forwarding them. The
+  memory is bounded like `MemoryRateLimiter`'s: least recently blocked first, expired entries dropped
+  from the front, the oldest dropped beyond `MAX_BLOCKED_ADDRESSES`.
+- What this costs: calls already in flight when a block starts still reach the service, so a flood of
+  bogus tokens reaches it at about twice the address's pace plus its concurrency, not unbounded; each
+  gateway instance learns a block on its own, from the address bucket they share; and a valid partner
+  behind an address that sends bogus tokens is refused with it while the block lasts (at most one
+  interval of the address quota per refused hit).
 """
 
 from __future__ import annotations
 
+import hashlib
 import math
 import re
-from collections.abc import Iterable
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Final, cast
+from typing import Final, NamedTuple, cast
 
+import structlog
 from starlette.applications import Starlette
 from starlette.middleware import Middleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -65,6 +92,13 @@ CORS_EXPOSED: Final = (
     "x-request-id, location, retry-after, ratelimit-limit, ratelimit-remaining, ratelimit-reset, "
     "ratelimit-policy"
 )
+# Partner webhooks: limited per connection (see the module's docstring).
+WEBHOOK_PREFIX: Final = "/v1/integrations/webhooks/"
+WEBHOOK_TOKEN_HASH_LENGTH: Final = 32
+# Answers of the service that say the URL or its signature was wrong: they count against the address.
+WEBHOOK_REFUSALS: Final = frozenset({401, 403, 404})
+MAX_BLOCKED_ADDRESSES: Final = 100_000
+_PLATFORM_NAME: Final = re.compile(r"[A-Za-z0-9_-]{1,50}")
 _UNKNOWN_CREDENTIAL = "the credential is unknown, revoked or expired"
 _MISSING_CREDENTIAL = "send `Authorization: Bearer <access token or API key>`"
 
@@ -102,6 +136,8 @@ def _template_regex(template: str) -> str:
 PUBLIC: Final = RouteSet(PUBLIC_ROUTES)
 INTERNAL_PATHS: Final = frozenset(path for _method, path in INTERNAL_ROUTES)
 
+log = structlog.get_logger()
+
 
 @dataclass
 class EdgeConfig:
@@ -110,8 +146,11 @@ class EdgeConfig:
     limiter: RateLimiter
     caller_quota: Quota  # per API key and per user
     ip_quota: Quota  # per client address, for calls without a credential
+    webhook_quota: Quota  # per partner connection (webhook URL)
     cors_origins: frozenset[str] = frozenset()
     authenticator: Authenticator | None = None
+    clock: Callable[[], float] = time.monotonic  # for the addresses blocked for webhooks
+    max_blocked_addresses: int = MAX_BLOCKED_ADDRESSES
 
     @classmethod
     def from_settings(cls, settings: Settings, limiter: RateLimiter) -> EdgeConfig:
@@ -119,6 +158,9 @@ class EdgeConfig:
             limiter=limiter,
             caller_quota=Quota(settings.rate_limit_per_minute, 60, settings.rate_limit_burst),
             ip_quota=Quota(settings.rate_limit_ip_per_minute, 60, settings.rate_limit_ip_burst),
+            webhook_quota=Quota(
+                settings.rate_limit_webhook_per_minute, 60, settings.rate_limit_webhook_burst
+            ),
             cors_origins=frozenset(origin.rstrip("/") for origin in settings.cors_origins),
         )
 
@@ -152,6 +194,8 @@ class Edge:
     def __init__(self, app: ASGIApp, *, config: EdgeConfig) -> None:
         self.app = app
         self.config = config
+        # Addresses blocked for webhooks: least recently blocked first (see the module's docstring).
+        self._blocked: OrderedDict[str, _Block] = OrderedDict()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http" or scope.get(INTERNAL_CALL):
@@ -202,8 +246,19 @@ class Edge:
             return
 
         principal: Principal | None = None
+        webhook = method == "POST" and path.startswith(WEBHOOK_PREFIX) and (method, path) in PUBLIC
+        if webhook:
+            blocked = self._blocked_for_webhooks(_address(scope))
+            if blocked is not None:
+                extra += self._limit_headers(blocked, config.ip_quota)
+                await _answer(_too_many(blocked, path), scope, receive, send, extra)
+                return
         try:
-            if (method, path) in PUBLIC:
+            if webhook:
+                connection = _webhook_key(path)
+                quota = config.webhook_quota if connection is not None else config.ip_quota
+                decision = await config.limiter.hit(connection or _ip_key(scope), quota)
+            elif (method, path) in PUBLIC:
                 quota = config.ip_quota
                 decision = await config.limiter.hit(_ip_key(scope), quota)
             else:
@@ -232,7 +287,52 @@ class Edge:
                 ]
             scope["headers"] = headers
         scope[EDGE_PRINCIPAL] = principal
-        await self.app(scope, receive, _adding(send, extra))
+        if not webhook:
+            await self.app(scope, receive, _adding(send, extra))
+            return
+        status: list[int] = []
+        await self.app(scope, receive, _adding(send, extra, status=status))
+        if status and status[0] in WEBHOOK_REFUSALS:
+            await self._count_webhook_refusal(scope)
+
+    def _blocked_for_webhooks(self, address: str) -> Decision | None:
+        """The refusal for an address blocked for webhooks, or None when it is not (or no longer)."""
+        block = self._blocked.get(address)
+        if block is None:
+            return None
+        now = self.config.clock()
+        if block.retry_at <= now:
+            del self._blocked[address]
+            return None
+        return Decision(
+            allowed=False,
+            limit=self.config.ip_quota.capacity,
+            remaining=0,
+            reset_seconds=block.reset_at - now,
+            retry_after_seconds=block.retry_at - now,
+        )
+
+    async def _count_webhook_refusal(self, scope: Scope) -> None:
+        """A webhook the service refused counts against the address; past its allowance it is blocked."""
+        address = _address(scope)
+        try:
+            decision = await self.config.limiter.hit(_ip_key(scope), self.config.ip_quota)
+        except DoorstepError as error:
+            # The answer has gone: nothing to refuse, and the next call asks the limiter again.
+            log.warning("webhook_refusal_not_counted", address=address, error=error.detail)
+            return
+        if decision.allowed:
+            return
+        now = self.config.clock()
+        self._blocked[address] = _Block(
+            retry_at=now + decision.retry_after_seconds, reset_at=now + decision.reset_seconds
+        )
+        self._blocked.move_to_end(address)
+        while self._blocked:
+            oldest, block = next(iter(self._blocked.items()))
+            if block.retry_at > now and len(self._blocked) <= self.config.max_blocked_addresses:
+                return
+            del self._blocked[oldest]
 
     async def _verify(self, credential: str) -> tuple[Principal | None, Decision | None]:
         """The caller and its rate-limit decision, or `(None, None)` for a credential that fails."""
@@ -293,6 +393,11 @@ class Edge:
         await send({"type": "http.response.body", "body": b""})
 
 
+class _Block(NamedTuple):
+    retry_at: float  # on the edge's clock: when the address's next webhook call is forwarded again
+    reset_at: float  # when the address is back to its full allowance (for `RateLimit-Reset`)
+
+
 class _NotStarted(DoorstepError):
     slug = "service-unavailable"
     title = "Service unavailable"
@@ -313,15 +418,32 @@ def _caller_key(principal: Principal) -> str:
     return ("key:" if principal.kind == "api_key" else "user:") + principal.subject
 
 
-def _ip_key(scope: Scope) -> str:
+def _address(scope: Scope) -> str:
     client = scope.get("client")
-    return "ip:" + (client[0] if client else "unknown")
+    return client[0] if client else "unknown"
 
 
-def _adding(send: Send, extra: list[tuple[bytes, bytes]]) -> Send:
+def _ip_key(scope: Scope) -> str:
+    return "ip:" + _address(scope)
+
+
+def _webhook_key(path: str) -> str | None:
+    """`hook:<platform>:<token hash>` for a webhook path, or None when the platform is no plain name."""
+    platform, _, token = path[len(WEBHOOK_PREFIX) :].partition("/")
+    if _PLATFORM_NAME.fullmatch(platform) is None:
+        return None
+    digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
+    return f"hook:{platform}:{digest[:WEBHOOK_TOKEN_HASH_LENGTH]}"
+
+
+def _adding(send: Send, extra: list[tuple[bytes, bytes]], *, status: list[int] | None = None) -> Send:
+    """`send` adding `extra` to the answer's headers, and noting its status in `status` when given."""
+
     async def send_with_headers(message: Message) -> None:
         if message["type"] == "http.response.start":
             message["headers"] = [*message.get("headers", ()), *extra]
+            if status is not None:
+                status.append(message["status"])
         await send(message)
 
     return send_with_headers

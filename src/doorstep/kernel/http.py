@@ -8,7 +8,7 @@ import time
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from contextlib import AbstractAsyncContextManager
 from http import HTTPStatus
-from typing import Any
+from typing import Any, Final
 
 import structlog
 from fastapi import APIRouter, FastAPI, Request
@@ -138,8 +138,17 @@ def _install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> Response:
-        log.exception("unhandled_error", path=request.url.path)
+        log.exception("unhandled_error", path=loggable_path(request.url.path))
         return problem(500, title="Internal error", detail="the error was logged", slug="internal-error")
+
+
+# Paths that carry a secret: a partner webhook's last segment is its connection's token.
+_SECRET_IN_PATH: Final = re.compile(r"^(/v1/integrations/webhooks/[^/]+/)[^/]+")
+
+
+def loggable_path(path: str) -> str:
+    """`path` with any secret in it masked, for logs."""
+    return _SECRET_IN_PATH.sub(r"\1***", path)
 
 
 def _field_error(item: Mapping[str, Any]) -> dict[str, Any]:
@@ -223,7 +232,7 @@ class RequestContextMiddleware:
             else:
                 await self.app(scope, receive, send_with_id)
         except Exception:
-            log.exception("unhandled_error", path=scope.get("path"))
+            log.exception("unhandled_error", path=loggable_path(scope.get("path", "")))
             if response_started:
                 raise
             await problem(500, title="Internal error", detail="the error was logged", slug="internal-error")(

@@ -60,6 +60,12 @@ class Settings(BaseSettings):
         default=120, ge=1, description="Requests per minute per client IP for calls without a credential."
     )
     rate_limit_ip_burst: int = Field(default=30, ge=0)
+    rate_limit_webhook_per_minute: int = Field(
+        default=1200,
+        ge=1,
+        description="Partner webhook deliveries per minute per connection, at the gateway.",
+    )
+    rate_limit_webhook_burst: int = Field(default=300, ge=0)
     otp_per_hour: int = Field(default=5, ge=1, description="One-time codes sent per phone or email per hour.")
     otp_ip_per_hour: int = Field(
         default=30, ge=1, description="One-time codes asked for per client IP per hour."

@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import hashlib
+import json
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 from tests.platform import RunningPlatform, running_platform, settings_for
@@ -14,6 +17,7 @@ from doorstep.identity.domain.commands import CreateTenant, CreateUser
 from doorstep.infra.rate_limits import MemoryRateLimiter
 from doorstep.infra.revocations import MemoryRevocationList
 from doorstep.infra.shared import Shared
+from doorstep.integrations.adapters.platforms.doorstep_json import sign_doorstep_payload
 from doorstep.kernel.auth import Principal
 from doorstep.kernel.limits import Decision, Quota
 from doorstep.kernel.settings import Settings
@@ -21,6 +25,8 @@ from doorstep.runtime.app import build_app
 from doorstep.runtime.services import build_services, make_broker
 
 PASSWORD = "a long enough password"
+WEBHOOK_SECRET = "whsec_all_in_one_edge_tests_only_0123"
+PLACE: dict[str, Any] = {"name": "Curry Corner", "address": "Oranienstraße 12, Berlin"}
 
 
 class FrozenLimiter:
@@ -173,3 +179,86 @@ async def test_the_all_in_one_edge_limits_anonymous_callers_per_address(tmp_path
     assert [r.status_code for r in responses] == [200, 200, 429]
     assert responses[2].headers["retry-after"] == "10"
     assert limiter.keys == ["ip:198.51.100.4"] * 3
+
+
+def delivery(external_id: str) -> tuple[bytes, dict[str, str]]:
+    """A `doorstep` webhook body with its signature."""
+    body = json.dumps(
+        {
+            "external_id": external_id,
+            "pickup": {**PLACE, "location": {"lat": 52.5011, "lon": 13.4183}},
+            "dropoff": {**PLACE, "location": {"lat": 52.4996, "lon": 13.4310}},
+            "customer": {"name": "Lena Müller"},
+            "items": [{"name": "Currywurst", "quantity": 1, "unit_price": 450}],
+            "currency": "EUR",
+        }
+    ).encode()
+    return body, {
+        "Content-Type": "application/json",
+        "Doorstep-Delivery-Id": external_id,
+        "Doorstep-Signature": sign_doorstep_payload(body, WEBHOOK_SECRET),
+    }
+
+
+async def test_the_all_in_one_edge_limits_webhooks_per_connection_and_bogus_tokens_per_address(
+    tmp_path: Path,
+) -> None:
+    # Given the all-in-one platform with 2 anonymous requests at once per address and 5 per connection,
+    # on a frozen clock, and a tenant with a doorstep connection
+    limiter = FrozenLimiter()
+    settings = settings_for(
+        tmp_path,
+        rate_limit_ip_per_minute=6,
+        rate_limit_ip_burst=1,
+        rate_limit_webhook_per_minute=60,
+        rate_limit_webhook_burst=4,
+    )
+    async with all_in_one(settings, limiter) as (app, client):
+        _, issued = await app.state.services["identity"].bus.handle(CreateTenant(name="Acme"))
+        opened = await client.post(
+            "/v1/integrations/connections",
+            json={"platform": "doorstep", "settings": {}, "secret": WEBHOOK_SECRET},
+            headers={"Authorization": f"Bearer {issued.plaintext}"},
+        )
+        assert opened.status_code == 201, opened.text
+        path = urlsplit(opened.json()["webhook_url"]).path
+        token = path.rsplit("/", 1)[1]
+        limiter.keys.clear()
+        # When the partner delivers four orders at once from one address
+        delivered = [
+            await client.post(path, content=body, headers=headers)
+            for body, headers in (delivery(f"A-{n}") for n in range(4))
+        ]
+        # And the same address then tries three made-up tokens, and a fourth, and delivers once more
+        guesses = [
+            await client.post(f"/v1/integrations/webhooks/doorstep/guess-{n}", content=b"{}")
+            for n in range(4)
+        ]
+        body, headers = delivery("A-4")
+        after_guessing = await client.post(path, content=body, headers=headers)
+    # Then the four deliveries are accepted, counted against the connection by its token's hash
+    assert [r.status_code for r in delivered] == [202] * 4
+    hook = "hook:doorstep:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+    assert limiter.keys[:4] == [hook] * 4
+    assert [r.headers["ratelimit-remaining"] for r in delivered] == ["4", "3", "2", "1"]
+    assert delivered[0].headers["ratelimit-policy"] == "60;w=60;burst=4"
+    # And the made-up tokens are 404s counted against the address, until its allowance is spent
+    assert [r.status_code for r in guesses] == [404, 404, 404, 429]
+    assert limiter.keys[4:10] == [
+        key
+        for n in range(3)
+        for key in (
+            "hook:doorstep:" + hashlib.sha256(f"guess-{n}".encode()).hexdigest()[:32],
+            "ip:198.51.100.4",
+        )
+    ]
+    refused = guesses[3]
+    assert refused.json()["type"] == "https://doorstep.dev/problems/too-many-requests"
+    assert refused.headers["retry-after"] == "10"
+    assert refused.headers["ratelimit-policy"] == "6;w=60;burst=1"
+    # And from then on the address's webhook calls are refused at the edge, the valid one too,
+    # without asking the limiter or the service
+    assert after_guessing.status_code == 429
+    assert len(limiter.keys) == 10
+    # And the token itself was never a key
+    assert [key for key in limiter.keys if token in key] == []

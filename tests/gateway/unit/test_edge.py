@@ -3,15 +3,18 @@ rate limits, CORS, and the routes it refuses. A fake authenticator and a limiter
 
 from __future__ import annotations
 
+import hashlib
 import json
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
+import pytest
 from starlette.types import Receive, Scope, Send
+from structlog.testing import capture_logs
 
-from doorstep.gateway.edge import Edge, EdgeConfig, RouteSet, internal
+from doorstep.gateway.edge import MAX_BLOCKED_ADDRESSES, Edge, EdgeConfig, RouteSet, internal
 from doorstep.infra.identity_client import IdentityUnavailable
 from doorstep.infra.rate_limits import MemoryRateLimiter, RateLimiterUnavailable
 from doorstep.kernel.auth import EDGE_PRINCIPAL, Principal
@@ -25,8 +28,18 @@ KEY_PRINCIPAL = Principal(
 )
 USER_PRINCIPAL = Principal(tenant_id="t-1", subject="u-1", kind="user")
 CALLER_QUOTA = Quota(limit=60, period_seconds=60, burst=2)  # 3 at once
-IP_QUOTA = Quota(limit=30, period_seconds=60, burst=1)  # 2 at once
+IP_QUOTA = Quota(limit=30, period_seconds=60, burst=1)  # 2 at once, one every 2 s
+WEBHOOK_QUOTA = Quota(limit=60, period_seconds=60, burst=4)  # 5 at once
 ORIGIN = "https://shop.example.com"
+ADDRESS = "203.0.113.7"
+OTHER_ADDRESS = "198.51.100.23"
+PARTNER_TOKEN = "Zk3q9V1xLr8sTn2bWm4cYp7dHj6gQa0e"  # a connection's secret path token
+OTHER_PARTNER_TOKEN = "Pw5tRz1kNs8vXc3mLb7qYd2hGf9jTa4u"
+# `hook:<platform>:` and the first 32 hex digits of SHA-256 of the tokens above
+PARTNER_HOOK = "hook:shopify:916ceb73d7a13b07e3dcdc5043bdcd23"
+OTHER_PARTNER_HOOK = "hook:shopify:f344c7fa7c8127ef44c1a95656816c22"
+WEBHOOK_POLICY = "60;w=60;burst=4"
+IP_POLICY = "30;w=60;burst=1"
 
 
 class FakeAuthenticator:
@@ -42,11 +55,21 @@ class FakeAuthenticator:
         return self.known.get(credential)
 
 
-class RecordingLimiter:
-    """The in-process limiter on a clock that never moves, remembering which keys it was asked about."""
+class Clock:
+    """A clock that moves only when a test moves it; the limiter and the edge share it."""
 
     def __init__(self) -> None:
-        self.limiter = MemoryRateLimiter(clock=lambda: 1_000.0)
+        self.now = 1_000.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+class RecordingLimiter:
+    """The in-process limiter on a clock that moves only when told, remembering the keys it was asked about."""
+
+    def __init__(self, clock: Clock) -> None:
+        self.limiter = MemoryRateLimiter(clock=clock)
         self.keys: list[str] = []
 
     async def hit(self, key: str, quota: Quota) -> Decision:
@@ -60,10 +83,11 @@ class BrokenLimiter:
 
 
 class Inner:
-    """The app behind the edge: answers what it received, and counts the calls."""
+    """The app behind the edge: answers what it received (with `status(path)`), and counts the calls."""
 
     def __init__(self) -> None:
         self.calls = 0
+        self.status: Callable[[str], int] = lambda path: 200
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self.calls += 1
@@ -84,7 +108,7 @@ class Inner:
         await send(
             {
                 "type": "http.response.start",
-                "status": 200,
+                "status": self.status(scope["path"]),
                 "headers": [(b"content-type", b"application/json")],
             }
         )
@@ -92,22 +116,32 @@ class Inner:
 
 
 class Harness:
-    def __init__(self, *, cors: frozenset[str] = frozenset(), limiter: Any = None) -> None:
+    def __init__(
+        self,
+        *,
+        cors: frozenset[str] = frozenset(),
+        limiter: Any = None,
+        max_blocked_addresses: int = MAX_BLOCKED_ADDRESSES,
+    ) -> None:
         self.inner = Inner()
         self.authenticator = FakeAuthenticator()
-        self.limiter = limiter if limiter is not None else RecordingLimiter()
+        self.clock = Clock()
+        self.limiter = limiter if limiter is not None else RecordingLimiter(self.clock)
         self.config = EdgeConfig(
             limiter=self.limiter,
             caller_quota=CALLER_QUOTA,
             ip_quota=IP_QUOTA,
+            webhook_quota=WEBHOOK_QUOTA,
             cors_origins=cors,
             authenticator=self.authenticator,
+            clock=self.clock,
+            max_blocked_addresses=max_blocked_addresses,
         )
         self.app = RequestContextMiddleware(Edge(self.inner, config=self.config), service="test")
 
     @asynccontextmanager
-    async def client(self) -> AsyncIterator[httpx.AsyncClient]:
-        transport = httpx.ASGITransport(app=self.app, client=("203.0.113.7", 5555))
+    async def client(self, address: str = ADDRESS) -> AsyncIterator[httpx.AsyncClient]:
+        transport = httpx.ASGITransport(app=self.app, client=(address, 5555))
         async with httpx.AsyncClient(transport=transport, base_url="http://edge") as client:
             yield client
 
@@ -215,13 +249,13 @@ async def test_public_routes_pass_without_a_credential_limited_per_address() -> 
     # Given the edge
     harness = Harness()
     async with harness.client() as client:
-        # When an anonymous client logs in and fetches the JWKS, and a partner delivers a webhook
-        # with identity headers of its own
-        login = await client.post("/v1/identity/login", json={"email": "a@example.com"})
-        jwks = await client.get("/.well-known/jwks.json")
-        webhook = await client.post(
-            "/v1/integrations/webhooks/shopify/tok-1", content=b"{}", headers={"X-Doorstep-Tenant": "t-9"}
+        # When an anonymous client logs in and fetches the JWKS, with identity headers of its own,
+        # and then signs up
+        login = await client.post(
+            "/v1/identity/login", json={"email": "a@example.com"}, headers={"X-Doorstep-Tenant": "t-9"}
         )
+        jwks = await client.get("/.well-known/jwks.json")
+        signup = await client.post("/v1/identity/signup", json={"email": "a@example.com"})
     # Then the first two pass without principal, under the client address's quota
     for response in (login, jwks):
         assert response.status_code == 200
@@ -229,7 +263,7 @@ async def test_public_routes_pass_without_a_credential_limited_per_address() -> 
         assert response.json()["doorstep_headers"] == []
         assert response.headers["ratelimit-policy"] == "30;w=60;burst=1"
     # And the third is past that address's allowance of two
-    assert_problem(webhook, 429, "too-many-requests")
+    assert_problem(signup, 429, "too-many-requests")
     assert harness.limiter.keys == ["ip:203.0.113.7"] * 3
     assert harness.authenticator.asked == []
     assert harness.inner.calls == 2
@@ -367,6 +401,256 @@ async def test_an_edge_whose_app_has_not_started_refuses_with_a_503() -> None:
         response = await client.get("/v1/orders", headers=bearer(API_KEY))
     # Then it cannot verify anything and says so
     assert_problem(response, 503, "service-unavailable")
+
+
+# --- partner webhooks --------------------------------------------------------------------------------
+
+
+def webhook(token: str, platform: str = "shopify") -> str:
+    return f"/v1/integrations/webhooks/{platform}/{token}"
+
+
+def hook_key(token: str, platform: str = "shopify") -> str:
+    return f"hook:{platform}:" + hashlib.sha256(token.encode()).hexdigest()[:32]
+
+
+def known_tokens_only(harness: Harness, *tokens: str) -> None:
+    """The service behind the edge answers 404 (no connection listens there) for any other token."""
+    known = {webhook(token) for token in tokens}
+    harness.inner.status = lambda path: 200 if path in known else 404
+
+
+async def test_a_partner_sending_more_than_an_address_may_on_one_connection_is_not_refused() -> None:
+    # Given the edge, whose address allowance is 2 at once and whose connection allowance is 5
+    harness = Harness()
+    async with harness.client() as client:
+        # When a partner delivers five orders at once from one address to one connection
+        responses = [await client.post(webhook(PARTNER_TOKEN), content=b"{}") for _ in range(5)]
+    # Then all five reach the service, counted against the connection, never against the address
+    assert [r.status_code for r in responses] == [200] * 5
+    assert harness.inner.calls == 5
+    assert harness.limiter.keys == [PARTNER_HOOK] * 5
+    # And the answers describe the connection's quota
+    assert [r.headers["ratelimit-remaining"] for r in responses] == ["4", "3", "2", "1", "0"]
+    for response in responses:
+        assert response.headers["ratelimit-limit"] == "5"
+        assert response.headers["ratelimit-policy"] == WEBHOOK_POLICY
+        assert "retry-after" not in response.headers
+
+
+async def test_two_connections_behind_one_address_each_have_their_own_allowance() -> None:
+    # Given the edge, and two partners behind one egress address
+    harness = Harness()
+    async with harness.client() as client:
+        # When the first spends its connection's whole allowance and one more, and then the second delivers
+        first = [await client.post(webhook(PARTNER_TOKEN), content=b"{}") for _ in range(6)]
+        second = await client.post(webhook(OTHER_PARTNER_TOKEN), content=b"{}")
+    # Then the first's sixth call is refused, and the second still has its full allowance
+    assert [r.status_code for r in first] == [200] * 5 + [429]
+    assert second.status_code == 200
+    assert second.headers["ratelimit-remaining"] == "4"
+    assert harness.limiter.keys == [PARTNER_HOOK] * 6 + [OTHER_PARTNER_HOOK]
+    assert harness.inner.calls == 6
+
+
+async def test_past_a_connection_s_burst_its_webhooks_get_a_429_and_are_not_forwarded() -> None:
+    # Given the edge with a connection quota of 60 a minute and a burst of 4, on a clock that does not move
+    harness = Harness()
+    async with harness.client() as client:
+        # When a partner sends seven deliveries at once to one connection
+        responses = [await client.post(webhook(PARTNER_TOKEN), content=b"{}") for _ in range(7)]
+    # Then five pass and the other two are 429 problems that say when to come back
+    assert [r.status_code for r in responses] == [200] * 5 + [429] * 2
+    assert harness.inner.calls == 5
+    for refused in responses[5:]:
+        body = assert_problem(refused, 429, "too-many-requests")
+        assert body["detail"] == "slow down: try again in 1 s"
+        assert refused.headers["retry-after"] == "1"
+        assert refused.headers["ratelimit-limit"] == "5"
+        assert refused.headers["ratelimit-remaining"] == "0"
+        assert refused.headers["ratelimit-reset"] == "5"
+        assert refused.headers["ratelimit-policy"] == WEBHOOK_POLICY
+    # And the edge's own refusals do not count against the address
+    assert harness.limiter.keys == [PARTNER_HOOK] * 7
+
+
+async def test_bogus_tokens_from_one_address_get_it_blocked_for_webhooks_without_reaching_the_service() -> (
+    None
+):
+    # Given the edge in front of a service that knows one connection only
+    harness = Harness()
+    known_tokens_only(harness, PARTNER_TOKEN)
+    async with harness.client() as client:
+        # When one address tries three made-up tokens (its address allowance is 2 at once)
+        guesses = [await client.post(webhook(f"guess-{n}"), content=b"{}") for n in (1, 2, 3)]
+        # And then a fourth, and a valid partner's delivery from the same address
+        blocked = await client.post(webhook("guess-4"), content=b"{}")
+        partner = await client.post(webhook(PARTNER_TOKEN), content=b"{}")
+    async with harness.client(OTHER_ADDRESS) as other_client:
+        # And another address tries a made-up token and delivers to the valid connection
+        other_guess = await other_client.post(webhook("guess-5"), content=b"{}")
+        other_partner = await other_client.post(webhook(PARTNER_TOKEN), content=b"{}")
+    # Then the three guesses reach the service and its 404s, with the connection's fields, go back
+    assert [r.status_code for r in guesses] == [404, 404, 404]
+    for response in guesses:
+        assert response.headers["ratelimit-policy"] == WEBHOOK_POLICY
+        assert response.headers["ratelimit-remaining"] == "4"
+    # And each 404 counted against the address after the answer; the third found the allowance spent
+    assert harness.limiter.keys[:6] == [
+        hook_key("guess-1"),
+        "ip:203.0.113.7",
+        hook_key("guess-2"),
+        "ip:203.0.113.7",
+        hook_key("guess-3"),
+        "ip:203.0.113.7",
+    ]
+    # And the address's next webhook calls, the valid one too, are refused by the edge for the address
+    for refused in (blocked, partner):
+        body = assert_problem(refused, 429, "too-many-requests")
+        assert body["detail"] == "slow down: try again in 2 s"
+        assert refused.headers["retry-after"] == "2"
+        assert refused.headers["ratelimit-limit"] == "2"
+        assert refused.headers["ratelimit-remaining"] == "0"
+        assert refused.headers["ratelimit-reset"] == "4"
+        assert refused.headers["ratelimit-policy"] == IP_POLICY
+    # And another address is not affected
+    assert other_guess.status_code == 404
+    assert other_partner.status_code == 200
+    assert harness.limiter.keys[6:] == [hook_key("guess-5"), "ip:198.51.100.23", PARTNER_HOOK]
+    assert harness.inner.calls == 5
+
+    # When the clock reaches the blocked address's Retry-After
+    harness.clock.now += 2
+    async with harness.client() as client:
+        again = await client.post(webhook("guess-6"), content=b"{}")
+    # Then its next call is forwarded again, and counted against the address after its 404
+    assert again.status_code == 404
+    assert harness.inner.calls == 6
+    assert harness.limiter.keys[9:] == [hook_key("guess-6"), "ip:203.0.113.7"]
+
+
+@pytest.mark.parametrize(
+    ("status", "counted"),
+    [
+        (401, True),
+        (403, True),
+        (404, True),
+        (200, False),
+        (202, False),
+        (413, False),
+        (422, False),
+        (500, False),
+    ],
+)
+async def test_only_a_401_403_or_404_from_the_service_counts_against_the_address(
+    status: int, counted: bool
+) -> None:
+    # Given the edge in front of a service that answers `status` to a delivery
+    harness = Harness()
+    harness.inner.status = lambda path: status
+    async with harness.client() as client:
+        # When a partner delivers
+        response = await client.post(webhook(PARTNER_TOKEN), content=b"{}")
+    # Then the answer goes back as it was, and only a refused URL or signature counts against the address
+    assert response.status_code == status
+    assert response.headers["ratelimit-policy"] == WEBHOOK_POLICY
+    expected = [PARTNER_HOOK, "ip:203.0.113.7"] if counted else [PARTNER_HOOK]
+    assert harness.limiter.keys == expected
+
+
+async def test_the_raw_token_never_reaches_the_limiter() -> None:
+    # Given the edge in front of a service that refuses every delivery's signature
+    harness = Harness()
+    harness.inner.status = lambda path: 401
+    long_token = "t" * 4_000
+    async with harness.client() as client:
+        # When a partner delivers with its token, and someone with a 4,000-character one
+        await client.post(webhook(PARTNER_TOKEN), content=b"{}")
+        await client.post(webhook(long_token), content=b"{}")
+    # Then the limiter saw each token only as the first 32 hex digits of its SHA-256
+    assert harness.limiter.keys == [
+        PARTNER_HOOK,
+        "ip:203.0.113.7",
+        "hook:shopify:" + hashlib.sha256(long_token.encode()).hexdigest()[:32],
+        "ip:203.0.113.7",
+    ]
+    assert [key for key in harness.limiter.keys if PARTNER_TOKEN in key or "tttt" in key] == []
+
+
+async def test_a_webhook_whose_platform_is_no_plain_name_is_limited_per_address() -> None:
+    # Given the edge in front of a service that knows no such platform
+    harness = Harness()
+    harness.inner.status = lambda path: 404
+    async with harness.client() as client:
+        # When a client posts to a webhook URL whose platform is 51 characters, then to one with a dot
+        long_platform = await client.post(webhook("tok-1", platform="p" * 51), content=b"{}")
+        dotted = await client.post(webhook("tok-1", platform="shop.ify"), content=b"{}")
+    # Then the first is limited by the address up front and counted again after its 404; the second
+    # finds the address's allowance spent and is not forwarded
+    assert long_platform.status_code == 404
+    assert long_platform.headers["ratelimit-policy"] == IP_POLICY
+    assert_problem(dotted, 429, "too-many-requests")
+    assert harness.limiter.keys == ["ip:203.0.113.7"] * 3
+    assert harness.inner.calls == 1
+
+
+async def test_the_addresses_blocked_for_webhooks_are_bounded_in_memory() -> None:
+    # Given the edge that remembers at most two blocked addresses, in front of a service that knows none
+    harness = Harness(max_blocked_addresses=2)
+    harness.inner.status = lambda path: 404
+    addresses = ["192.0.2.1", "192.0.2.2", "192.0.2.3"]
+    for address in addresses:
+        async with harness.client(address) as client:
+            # When three addresses each get blocked, in turn, by three made-up tokens
+            for n in range(3):
+                assert (await client.post(webhook(f"guess-{n}"), content=b"{}")).status_code == 404
+    assert harness.inner.calls == 9
+    # Then the two most recently blocked are still refused without reaching the service
+    for address in addresses[1:]:
+        async with harness.client(address) as client:
+            assert (await client.post(webhook("guess-x"), content=b"{}")).status_code == 429
+    assert harness.inner.calls == 9
+    # And the first was forgotten: its next call is forwarded (and its spent allowance blocks it anew)
+    async with harness.client(addresses[0]) as client:
+        forgotten = await client.post(webhook("guess-x"), content=b"{}")
+    assert forgotten.status_code == 404
+    assert harness.inner.calls == 10
+    assert harness.limiter.keys[-2:] == [hook_key("guess-x"), "ip:192.0.2.1"]
+
+
+class AddressLimiterDown(RecordingLimiter):
+    """The limiter answers for connections but fails for addresses, as Redis might between two calls."""
+
+    async def hit(self, key: str, quota: Quota) -> Decision:
+        if key.startswith("ip:"):
+            raise RateLimiterUnavailable("rate limits cannot be checked: Redis did not answer (TimeoutError)")
+        return await super().hit(key, quota)
+
+
+async def test_a_refusal_the_limiter_cannot_count_leaves_the_answer_alone_and_is_logged() -> None:
+    # Given the edge whose limiter fails for addresses, in front of a service that knows no connection
+    harness = Harness(limiter=AddressLimiterDown(Clock()))
+    harness.inner.status = lambda path: 404
+    async with harness.client() as client:
+        with capture_logs() as logs:
+            # When an address tries three made-up tokens
+            responses = [await client.post(webhook(f"guess-{n}"), content=b"{}") for n in (1, 2, 3)]
+    # Then each 404 went back as the service gave it, none blocked the address, and each was logged
+    assert [r.status_code for r in responses] == [404, 404, 404]
+    assert harness.inner.calls == 3
+    warnings = [entry for entry in logs if entry["event"] == "webhook_refusal_not_counted"]
+    assert (
+        warnings
+        == [
+            {
+                "event": "webhook_refusal_not_counted",
+                "log_level": "warning",
+                "address": "203.0.113.7",
+                "error": "rate limits cannot be checked: Redis did not answer (TimeoutError)",
+            }
+        ]
+        * 3
+    )
 
 
 # --- CORS --------------------------------------------------------------------------------------------

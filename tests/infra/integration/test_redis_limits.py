@@ -88,6 +88,24 @@ async def test_redis_decides_like_the_memory_limiter(client: redis.asyncio.Redis
     ]
 
 
+async def test_redis_takes_several_permits_at_once_like_the_memory_limiter(
+    client: redis.asyncio.Redis, prefix: str
+) -> None:
+    # Given a key that may send 10 at once, on Redis and in memory
+    quota = Quota(limit=10, period_seconds=60, burst=9)
+    redis_limiter = RedisRateLimiter(client, prefix=prefix)
+    memory_limiter = MemoryRateLimiter()
+    # When both are asked for 4, 4 and 4 permits, then 1
+    wants = [4, 4, 4, 1]
+    from_redis = [await redis_limiter.take("k", quota, want) for want in wants]
+    from_memory = [await memory_limiter.take("k", quota, want) for want in wants]
+    # Then both grant 4, 4, the 2 left, then none, counting alike
+    assert [o.granted for o in from_redis] == [4, 4, 2, 0]
+    assert [(o.granted, o.decision.allowed, o.decision.remaining) for o in from_redis] == [
+        (o.granted, o.decision.allowed, o.decision.remaining) for o in from_memory
+    ]
+
+
 async def test_after_the_wait_it_names_the_next_request_passes(
     client: redis.asyncio.Redis, prefix: str
 ) -> None:

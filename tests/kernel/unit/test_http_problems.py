@@ -1,6 +1,7 @@
 """The app factory's promise: every error is a problem with the request's id, even an unexpected one."""
 
 import httpx
+import structlog.testing
 from fastapi import APIRouter
 
 from doorstep.kernel.http import create_app
@@ -46,3 +47,24 @@ async def test_a_wrong_method_is_a_405_problem_with_allow() -> None:
     assert response.status_code == 405
     assert response.headers["allow"] == "GET"
     assert response.json()["type"] == "https://doorstep.dev/problems/method-not-allowed"
+
+
+async def test_an_unexpected_error_on_a_partner_webhook_logs_the_path_without_its_token() -> None:
+    # Given a partner webhook route with a bug
+    router = APIRouter()
+
+    @router.post("/v1/integrations/webhooks/{platform}/{token}")
+    async def webhook(platform: str, token: str) -> None:
+        raise RuntimeError("a bug")
+
+    app = create_app(service="test", routers=[router])
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    # When a partner calls it with its connection's secret token
+    with structlog.testing.capture_logs() as logs:
+        async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+            response = await client.post("/v1/integrations/webhooks/shopify/secret-token-123")
+    # Then the answer is a 500 and the log names the path with the token masked
+    assert response.status_code == 500
+    errors = [entry for entry in logs if entry["event"] == "unhandled_error"]
+    assert [entry["path"] for entry in errors] == ["/v1/integrations/webhooks/shopify/***"]
+    assert "secret-token-123" not in repr(logs)

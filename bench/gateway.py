@@ -341,29 +341,29 @@ trivial upstream that costs 0.03 ms a request, so that the gateway is all there 
   writing the answer (two writes, head and body), the request-context middleware (request id, log context,
   metrics: about 0.02 ms) and the aiohttp client (about 0.09 ms on its own). The edge's own decisions
   (header scan, public-route lookup, cached principal, identity headers) take about 0.01 ms.
-- **Redis, one round trip a request**: the GCRA step, about 0.06 ms of CPU in redis-py. The revocation
-  check was a second round trip; the edge now reuses a "not revoked" answer for one second
-  (`doorstep.gateway.revocations`), because the service behind it checks the list on every request and
-  refuses a revoked credential at once anyway. That took the gateway from two Redis commands a request
-  to one (about 0.06 ms of CPU less; at concurrency 1 the difference was within the noise). Counting the
-  limit while verifying the key (both round trips at once) was tried first: no gain in latency, more
-  CPU, dropped.
+- **Redis, once every few dozen requests**: the rate limit is spent from permits the gateway leases
+  from Redis a few at a time (`LeasedRateLimiter`: one GCRA step takes 1, 2, 4 ... up to a tenth of the
+  quota's capacity, at most 64, and unspent permits lapse after a second), so a busy key pays the Redis
+  round trip about once in 64 requests instead of on every one; the limits still hold across gateways,
+  since every request spends a permit Redis granted. Before the leases, the GCRA step on every request
+  put a Redis round trip (two more wake-ups, about 0.06 ms of CPU in redis-py) on each request's path,
+  and the hop added 1.4 to 2.3 ms at p50 over six runs (target missed); three runs with the leases
+  added 0.78, 0.87 and 0.91 ms (the last with other work on both cores): met, with little margin. The
+  revocation check reuses a "not revoked" answer for one second (`doorstep.gateway.revocations`),
+  because the service behind it checks the list on every request and refuses a revoked credential at
+  once anyway.
 - **At concurrency 1 the hop costs wake-ups more than CPU.** A process woken from idle on this VM runs
   cold (the gateway's own CPU per request is about twice its CPU at saturation, and it grows with how
-  long it waited for the upstream), and the hop adds at least three wake-ups: the gateway on the request,
-  Redis, the gateway on each reply. Measured in isolation, the bare proxy hop (edge switched off) added
-  0.5 to 1.3 ms at p50, and the edge with its Redis round trip 0.6 to 0.7 ms more, varying from run to
-  run within the same hour with the other work on the host: the least stable number of the table.
+  long it waited for the upstream), and the hop adds two wake-ups of the gateway: on the request and on
+  the reply. Measured in isolation, the bare proxy hop (edge switched off) added 0.5 to 1.3 ms at p50,
+  varying from run to run within the same hour with the other work on the host: the least stable
+  number of the table, and the one closest to its target.
 - **Throughput** is the services process's: about 2 ms of CPU a request for this endpoint against the
-  gateway's 0.7 ms, while the two cores also run PostgreSQL, Redis and the client; with the gateway busy
+  gateway's 0.5 ms, while the two cores also run PostgreSQL, Redis and the client; with the gateway busy
   on the other core, the services process itself needs more CPU per request (shared caches), which is
-  most of the lost throughput. The rounds differ by 20 points and more on this shared host, and six
-  runs of this script within one hour gave medians from 68% to 95% of the direct throughput and added
-  p50 latencies from 1.4 to 2.3 ms: read the throughput target as borderline, the latency one as missed. The
-  diagnostic row at 32 in flight is lower for a reason outside the gateway: the services' PostgreSQL pool
-  holds 10 connections plus 10 overflow, and above that overflow connections are opened and closed per
-  request (a TLS attempt and authentication each), which the profile of the services process shows as
-  one of its largest costs at that concurrency."""
+  most of the lost throughput. The rounds differ by 20 points and more on this shared host; the
+  services' PostgreSQL pool holds `DOORSTEP_DATABASE_POOL_SIZE` connections, so 32 in flight queue for
+  one instead of opening and closing extra ones per request."""
 
 
 def markdown(result: dict[str, Any], args: argparse.Namespace, host: dict[str, Any]) -> str:
@@ -434,11 +434,11 @@ def markdown(result: dict[str, Any], args: argparse.Namespace, host: dict[str, A
         "runs behind a gateway; it verifies the key itself (introspection, cached) and checks the "
         "revocation list in Redis.",
         "- **through the gateway**: `doorstep serve gateway` in front of that process: it verifies the key "
-        "(cached introspection; the revocation list asked at most once a second per key), takes one GCRA "
-        "step in Redis, forwards over a keep-alive aiohttp connection, and the service verifies again "
+        "(cached introspection; the revocation list asked at most once a second per key), spends a "
+        "rate-limit permit leased from Redis, forwards over a keep-alive aiohttp connection, and the service verifies again "
         "(defence in depth).",
         "- **all-in-one (edge in-process)**: `doorstep serve all` on the same database: the edge verifies "
-        "once, takes the GCRA step in Redis and hands the principal to the services in the ASGI scope.",
+        "once, spends a permit leased from Redis and hands the principal to the services in the ASGI scope.",
         f"- **Latency**: {args.latency_requests} requests per target one at a time, the targets taking "
         f"turns every {SLICE} requests so that the shared machine's drift hits all of them alike, after "
         f"{WARMUP} warm-up requests each. The added latency is the gateway's percentile minus the direct one.",

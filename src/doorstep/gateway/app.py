@@ -22,7 +22,6 @@ from yarl import URL
 from doorstep.gateway.edge import EdgeConfig, install_edge
 from doorstep.gateway.revocations import RecheckedRevocations
 from doorstep.infra.identity_client import JWKS_PATH, make_authenticator
-from doorstep.infra.rate_limits import LeasedRateLimiter, RedisRateLimiter
 from doorstep.infra.shared import Shared, make_shared
 from doorstep.kernel import context
 from doorstep.kernel.http import create_app, problem
@@ -239,9 +238,7 @@ def build_gateway(settings: Settings) -> FastAPI:
     client = UpstreamClient()
     shared = make_shared(settings)
     # With Redis, the edge spends permits leased a few at a time instead of asking on every request.
-    limiter = (
-        LeasedRateLimiter(shared.limiter) if isinstance(shared.limiter, RedisRateLimiter) else shared.limiter
-    )
+    limiter = shared.edge_limiter()
     edge = EdgeConfig.from_settings(settings, limiter)
 
     async def upstreams_ready() -> bool:

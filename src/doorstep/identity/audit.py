@@ -1,12 +1,14 @@
 """The audit log: every service's `AuditRecorded` events, kept append-only by identity and read back.
 
 Each service writes its entries to its own outbox in the transaction of the change; identity consumes
-them and inserts one row per event id, so a redelivery changes nothing. The table refuses UPDATE and
-DELETE (triggers, see the migration), and there is no API to change an entry.
+them and inserts one row per event id, so a redelivery changes nothing. The entries of one delivery
+batch are kept in one transaction (`handle_together`). The table refuses UPDATE and DELETE (triggers,
+see the migration), and there is no API to change an entry.
 """
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Annotated, Any
 
@@ -27,6 +29,7 @@ from doorstep.kernel.errors import Forbidden, InvalidInput
 from doorstep.kernel.messages import CloudEvent, Command
 from doorstep.kernel.pagination import Page, newest_first, page_of
 from doorstep.kernel.permissions import Reach
+from doorstep.kernel.unit_of_work import handle_together
 
 # What identity consumes to keep the log; every process declares the binding, so no entry is lost
 # while identity is down.
@@ -41,12 +44,20 @@ class RecordAudit(Command):
     entry: AuditRecorded
 
 
+class RecordAudits(Command):
+    """Keep the entries that these delivered `AuditRecorded` events carry, in one transaction, each once."""
+
+    messages: tuple[CloudEvent, ...]
+
+
 async def record_audit(cmd: RecordAudit, *, uow: IdentityUnitOfWork) -> None:
     try:
         async with uow:
             if await uow.already_handled():
                 return
-            await uow.connection.execute(_insert_once(uow.connection.dialect.name, _row(cmd)))
+            await uow.connection.execute(
+                _insert_once(uow.connection.dialect.name), _row(cmd.entry_id, cmd.tenant_id, cmd.entry)
+            )
             await uow.commit()
     except IntegrityError:
         # The same event delivered twice at once: the inbox let only one through. Anything else is real.
@@ -56,11 +67,43 @@ async def record_audit(cmd: RecordAudit, *, uow: IdentityUnitOfWork) -> None:
         raise
 
 
-def _row(cmd: RecordAudit) -> dict[str, Any]:
-    entry = cmd.entry
+async def record_audits(cmd: RecordAudits, *, uow: IdentityUnitOfWork) -> None:
+    """Most deliveries are new, so the first attempt writes without reading the inbox; when a mark is
+    there already (a redelivery, or the same event delivered twice at once), the second one reads it and
+    leaves out what is stored. Anything else fails again and is real."""
+    try:
+        await _record_audits(cmd.messages, uow, look_for_handled=False)
+    except IntegrityError:
+        await _record_audits(cmd.messages, uow, look_for_handled=True)
+
+
+async def _record_audits(
+    messages: Sequence[CloudEvent], uow: IdentityUnitOfWork, *, look_for_handled: bool
+) -> None:
+    fresh = list({message.id: message for message in messages}.values())
+    async with uow:
+        if look_for_handled:
+            handled = await uow.handled_ids([message.id for message in fresh])
+            fresh = [message for message in fresh if message.id not in handled]
+            if not fresh:
+                return
+        rows = [_row(message.id, message.tenantid, _entry_of(message)) for message in fresh]
+        await uow.connection.execute(_insert_once(uow.connection.dialect.name), rows)
+        uow.mark_handled(fresh)
+        await uow.commit()
+
+
+def _entry_of(message: CloudEvent) -> AuditRecorded:
+    entry = message.payload()
+    if not isinstance(entry, AuditRecorded):
+        raise TypeError(f"not an audit entry: {message.type}")
+    return entry
+
+
+def _row(entry_id: str, tenant_id: str, entry: AuditRecorded) -> dict[str, Any]:
     return {
-        "id": cmd.entry_id,
-        "tenant_id": cmd.tenant_id,
+        "id": entry_id,
+        "tenant_id": tenant_id,
         "occurred_at": entry.occurred_at,
         "service": _fit("service", entry.service),
         "actor": _fit("actor", entry.actor),
@@ -83,24 +126,21 @@ def _fit(column: str, value: str | None) -> str | None:
     return value[: kind.length]
 
 
-def _insert_once(dialect: str, row: dict[str, Any]) -> Insert:
-    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(audit_log).values(**row)
+def _insert_once(dialect: str) -> Insert:
+    """The insert for one row or many (executemany): an id kept before is left as it is."""
+    statement = (postgresql.insert if dialect == "postgresql" else sqlite.insert)(audit_log)
     return statement.on_conflict_do_nothing(index_elements=[audit_log.c.id])
 
 
 def subscriptions(bus: MessageBus) -> list[Subscription]:
-    async def on_audit_recorded(envelope: CloudEvent) -> None:
-        entry = envelope.payload()
-        assert isinstance(entry, AuditRecorded)
-        await bus.handle(
-            RecordAudit(entry_id=envelope.id, tenant_id=envelope.tenantid, entry=entry),
-            causing_message=envelope,
-        )
+    async def on_audit_recorded(envelopes: Sequence[CloudEvent]) -> None:
+        # Marked handled by the handler itself, all of them, in the transaction that keeps the entries.
+        await bus.handle(RecordAudits(messages=tuple(envelopes)))
 
-    return [Subscription(PATTERNS, on_audit_recorded)]
+    return [Subscription(PATTERNS, handle_together(on_audit_recorded))]
 
 
-HANDLERS: dict[type[Command], Handler] = {RecordAudit: record_audit}
+HANDLERS: dict[type[Command], Handler] = {RecordAudit: record_audit, RecordAudits: record_audits}
 
 
 # --- GET /v1/identity/audit -------------------------------------------------------------------------

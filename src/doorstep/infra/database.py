@@ -6,16 +6,39 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, Literal
 
-from sqlalchemy import DateTime, event, text
+from sqlalchemy import DateTime, event, exc, text
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.engine import Dialect as SqlDialect
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
-from sqlalchemy.pool import AsyncAdaptedQueuePool
+from sqlalchemy.pool import AsyncAdaptedQueuePool, ConnectionPoolEntry
 
+from doorstep.kernel.errors import ServiceUnavailable
 from doorstep.kernel.settings import Settings
 
 Dialect = Literal["sqlite", "postgresql"]
+
+
+class DatabaseBusy(ServiceUnavailable):
+    """Every connection of the pool stayed checked out for the whole pool timeout; retrying later may
+    succeed. A 503 problem, never a 500: the request did nothing wrong, the service is saturated."""
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.headers["Retry-After"] = "1"
+
+
+class _Pool(AsyncAdaptedQueuePool):
+    """The async queue pool, but a checkout that times out is `DatabaseBusy` (503), not SQLAlchemy's
+    `TimeoutError`, which nothing maps and would answer 500."""
+
+    def _do_get(self) -> ConnectionPoolEntry:
+        try:
+            return super()._do_get()
+        except exc.TimeoutError:
+            raise DatabaseBusy(
+                f"no database connection became free within {self._timeout:g} s; retry shortly"
+            ) from None
 
 
 class Database:
@@ -27,10 +50,14 @@ class Database:
         if self.url.get_backend_name() == "postgresql":
             self.dialect: Dialect = "postgresql"
             self.schema: str | None = service
+            # A fixed pool by default (no overflow): overflow connections are opened and closed per
+            # checkout, authentication included, which cost more than the statements at high concurrency.
             engine = create_async_engine(
                 self.url,
-                pool_size=10,
-                max_overflow=10,
+                poolclass=_Pool,
+                pool_size=settings.database_pool_size,
+                max_overflow=settings.database_max_overflow,
+                pool_timeout=settings.database_pool_timeout,
                 # No pre-ping round trip per checkout: a dead connection fails its statement, and the
                 # unit of work's caller retries (consumers by redelivery, clients by their retry).
                 pool_recycle=1800,
@@ -42,8 +69,9 @@ class Database:
             self.schema = None
             # One writer connection: SQLite takes one writer at a time, so queue in-process instead of
             # spinning on SQLITE_BUSY; BEGIN IMMEDIATE avoids the read-to-write upgrade deadlock.
-            self.writer_engine = sqlite_engine(self.url, pool_size=1, immediate=True)
-            self.reader_engine = sqlite_engine(self.url, pool_size=4, immediate=False)
+            timeout = settings.database_pool_timeout
+            self.writer_engine = sqlite_engine(self.url, pool_size=1, immediate=True, pool_timeout=timeout)
+            self.reader_engine = sqlite_engine(self.url, pool_size=4, immediate=False, pool_timeout=timeout)
         self.writer = async_sessionmaker(self.writer_engine, expire_on_commit=False)
         self.reader = async_sessionmaker(self.reader_engine, expire_on_commit=False)
 
@@ -72,13 +100,20 @@ def database_url(service: str, settings: Settings) -> URL:
     return make_url(f"sqlite+aiosqlite:///{path}")
 
 
-def sqlite_engine(url: URL | str, *, pool_size: int, immediate: bool) -> AsyncEngine:
+def sqlite_engine(
+    url: URL | str, *, pool_size: int, immediate: bool, pool_timeout: float = 30.0
+) -> AsyncEngine:
     url = make_url(url)
     if url.database:
         Path(url.database).parent.mkdir(parents=True, exist_ok=True)
     # Units of work always end in commit or rollback, so a reset on return would be one more round trip.
     engine = create_async_engine(
-        url, poolclass=AsyncAdaptedQueuePool, pool_size=pool_size, max_overflow=0, pool_reset_on_return=None
+        url,
+        poolclass=_Pool,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_timeout=pool_timeout,
+        pool_reset_on_return=None,
     )
     engine.dialect.colspecs = {**engine.dialect.colspecs, DateTime: _SqliteUtcDateTime}
 

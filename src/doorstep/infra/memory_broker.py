@@ -4,6 +4,10 @@
 outbox relay marks a row published only after its effects are committed: a crash loses nothing, the
 relay sends the row again and the inboxes drop the repeat. Dead letters live in a SQLite table so the
 `doorstep events` commands can list and replay them from another process.
+
+Each consumer takes whatever waits in its queue as one delivery batch (`DeliveryBatch`): its handler is
+still called once per event, in order, but a handler made with `handle_together` stores the rest of the
+batch in the same transaction, instead of one transaction per event.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from doorstep.infra.database import sqlite_engine
 from doorstep.kernel.broker import DeadLetter, DeadLetterNotFound, EventHandler, retry_delay, topic_matches
 from doorstep.kernel.clock import utcnow
 from doorstep.kernel.messages import CloudEvent
+from doorstep.kernel.unit_of_work import DeliveryBatch, delivery_batch
 
 log = structlog.get_logger()
 
@@ -67,7 +72,11 @@ class MemoryBroker:
         delivery_limit: int = 5,
         replay_poll_seconds: float = 1.0,
         retry_backoff: float = 0.1,
+        max_batch: int = 500,
     ) -> None:
+        if max_batch < 1:
+            raise ValueError("max_batch must be at least 1")
+        self._max_batch = max_batch
         self._retry_backoff = retry_backoff
         self._dead_letter_url = dead_letter_url
         self._delivery_limit = delivery_limit
@@ -119,16 +128,24 @@ class MemoryBroker:
             await asyncio.gather(*waiting)
 
     async def _consume(self, subscription: _Subscription) -> None:
+        queue = subscription.queue
         while True:
-            event, done = await subscription.queue.get()
+            batch = [await queue.get()]
+            while len(batch) < self._max_batch and not queue.empty():
+                batch.append(queue.get_nowait())
+            token = delivery_batch.set(DeliveryBatch([event for event, _ in batch]))
             try:
-                await self._deliver(subscription, event)
-            except Exception as error:
-                if not done.done():
-                    done.set_exception(error)
-            else:
-                if not done.done():
-                    done.set_result(None)
+                for event, done in batch:
+                    try:
+                        await self._deliver(subscription, event)
+                    except Exception as error:
+                        if not done.done():
+                            done.set_exception(error)
+                    else:
+                        if not done.done():
+                            done.set_result(None)
+            finally:
+                delivery_batch.reset(token)
 
     async def _deliver(self, subscription: _Subscription, event: CloudEvent) -> None:
         for attempt in range(1, self._delivery_limit + 1):

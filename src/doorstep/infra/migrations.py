@@ -18,7 +18,7 @@ def alembic_config(script_location: Path) -> Config:
     return config
 
 
-async def upgrade(database: Database, script_location: Path, revision: str = "head") -> None:
+async def upgrade(database: Database, script_location: Path, revision: str = "heads") -> None:
     """Bring a service's database to `revision`, creating its PostgreSQL schema first if needed.
 
     Safe across processes (an advisory lock), but run services one after another within a process:

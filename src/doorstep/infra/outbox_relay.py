@@ -10,7 +10,7 @@ from typing import Any
 
 import structlog
 from sqlalchemy import Row, Select, Table, delete, select, update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from doorstep.infra.database import Database
 from doorstep.kernel.broker import Broker
@@ -75,26 +75,32 @@ class OutboxRelay:
             .limit(self._batch_size)
         )
 
+    # Core connections, not ORM sessions: a session's bookkeeping costs CPU on every batch and buys nothing.
     async def _publish_claimed_batch(self) -> int:
-        async with self._database.writer() as session, session.begin():
-            rows = (await session.execute(self._unpublished().with_for_update(skip_locked=True))).all()
+        async with self._database.writer_engine.begin() as connection:
+            rows = (await connection.execute(self._unpublished().with_for_update(skip_locked=True))).all()
             if rows:
-                await self._publish_and_mark(session, rows)
+                await self._publish(rows)
+                await self._mark(connection, rows)
         return len(rows)
 
     async def _publish_read_batch(self) -> int:
         # SQLite has one writer: holding it while consumers (maybe of this very service) handle the
-        # events would deadlock, so read, publish, then mark. One relay runs per SQLite file.
-        async with self._database.reader() as session:
-            rows = (await session.execute(self._unpublished())).all()
+        # events would deadlock, so read, publish, and only then take the writer to mark. One relay
+        # runs per SQLite file.
+        async with self._database.reader_engine.connect() as connection:
+            rows = (await connection.execute(self._unpublished())).all()
         if rows:
-            async with self._database.writer() as session, session.begin():
-                await self._publish_and_mark(session, rows)
+            await self._publish(rows)
+            async with self._database.writer_engine.begin() as connection:
+                await self._mark(connection, rows)
         return len(rows)
 
-    async def _publish_and_mark(self, session: AsyncSession, rows: Sequence[Row[tuple[int, str]]]) -> None:
+    async def _publish(self, rows: Sequence[Row[tuple[int, str]]]) -> None:
         await self._broker.publish([CloudEvent.model_validate_json(row.envelope) for row in rows])
-        await session.execute(
+
+    async def _mark(self, connection: AsyncConnection, rows: Sequence[Row[tuple[int, str]]]) -> None:
+        await connection.execute(
             update(self._outbox)
             .where(self._outbox.c.seq.in_([row.seq for row in rows]))
             .values(published_at=utcnow())
@@ -102,8 +108,10 @@ class OutboxRelay:
 
     async def prune(self) -> int:
         cutoff = utcnow() - self._retention
-        async with self._database.writer() as session, session.begin():
-            result = await session.execute(delete(self._outbox).where(self._outbox.c.published_at < cutoff))
+        async with self._database.writer_engine.begin() as connection:
+            result = await connection.execute(
+                delete(self._outbox).where(self._outbox.c.published_at < cutoff)
+            )
         return int(getattr(result, "rowcount", 0) or 0)
 
     async def start(self) -> None:

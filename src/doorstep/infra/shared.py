@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 import redis.asyncio
 
-from doorstep.infra.rate_limits import MemoryRateLimiter, RedisRateLimiter
+from doorstep.infra.rate_limits import LeasedRateLimiter, MemoryRateLimiter, RedisRateLimiter
 from doorstep.infra.redis_client import redis_from_url
 from doorstep.infra.revocations import MemoryRevocationList, RedisRevocationList
 from doorstep.kernel.limits import RateLimiter, RevocationList
@@ -30,6 +30,16 @@ class Shared:
             return bool(await self.redis.ping())
         except redis.RedisError:
             return False
+
+    def edge_limiter(self) -> RateLimiter:
+        """The limiter for a process's edge: with Redis, permits leased a few at a time (one per process).
+
+        Only the edge leases: the identity service's limits (log-in attempts, one-time codes) are
+        small and each attempt must be counted where every process sees it at once.
+        """
+        if isinstance(self.limiter, RedisRateLimiter):
+            return LeasedRateLimiter(self.limiter)
+        return self.limiter
 
     async def close(self) -> None:
         if self.redis is not None:

@@ -15,6 +15,7 @@ from fastapi import APIRouter, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, Counter, Histogram, generate_latest
+from sqlalchemy.exc import DBAPIError
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -138,8 +139,34 @@ def _install_problem_handlers(app: FastAPI) -> None:
 
     @app.exception_handler(Exception)
     async def _unexpected(request: Request, error: Exception) -> Response:
-        log.exception("unhandled_error", path=loggable_path(request.url.path))
-        return problem(500, title="Internal error", detail="the error was logged", slug="internal-error")
+        return unexpected_error(error, request.url.path)
+
+
+def unexpected_error(error: Exception, path: str) -> Response:
+    """The answer to an exception nothing else handled: logged, and a 500 problem, unless the database
+    could not be reached, which is a 503 the client may retry (nothing was stored)."""
+    if _database_unreachable(error):
+        log.warning("database_unreachable", path=loggable_path(path), error=repr(error))
+        response = problem(
+            503,
+            title="Service unavailable",
+            detail="the database cannot be reached; try again shortly",
+            slug="service-unavailable",
+        )
+        response.headers["Retry-After"] = "5"
+        return response
+    log.exception("unhandled_error", path=loggable_path(path))
+    return problem(500, title="Internal error", detail="the error was logged", slug="internal-error")
+
+
+def _database_unreachable(error: BaseException) -> bool:
+    """The database refused or dropped the connection (not a bad statement): a 503, not a 500."""
+    if isinstance(error, DBAPIError):
+        return bool(error.connection_invalidated)
+    # asyncpg raises the socket's own error when it cannot connect at all.
+    return isinstance(error, ConnectionError | TimeoutError) or (
+        isinstance(error, OSError) and error.errno is not None
+    )
 
 
 # Paths that carry a secret: a partner webhook's last segment is its connection's token.
@@ -231,13 +258,11 @@ class RequestContextMiddleware:
                 )(scope, receive, send_with_id)
             else:
                 await self.app(scope, receive, send_with_id)
-        except Exception:
-            log.exception("unhandled_error", path=loggable_path(scope.get("path", "")))
+        except Exception as error:
             if response_started:
+                log.exception("unhandled_error", path=loggable_path(scope.get("path", "")))
                 raise
-            await problem(500, title="Internal error", detail="the error was logged", slug="internal-error")(
-                scope, receive, send_with_id
-            )
+            await unexpected_error(error, scope.get("path", ""))(scope, receive, send_with_id)
         finally:
             elapsed = time.perf_counter() - started
             route = getattr(scope.get("route"), "path", None) or "unmatched"

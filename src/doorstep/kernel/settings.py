@@ -20,6 +20,15 @@ class Settings(BaseSettings):
         description="PostgreSQL URL (postgresql+asyncpg://...) for the distributed shape; "
         "unset means one SQLite file per service under data_dir.",
     )
+    database_pool_size: int = Field(
+        default=20, ge=1, le=1000, description="PostgreSQL connections each service's pool keeps open."
+    )
+    database_max_overflow: int = Field(
+        default=0, ge=0, le=1000, description="Extra PostgreSQL connections, opened and closed per use."
+    )
+    database_pool_timeout: float = Field(
+        default=10.0, gt=0, description="Seconds to wait for a free connection before answering 503."
+    )
     broker_url: str = Field(default="memory://", description="memory:// or amqp://user:pass@host:port/vhost")
     broker_exchange: str = "doorstep.events"
     broker_queue_prefix: str = Field(default="doorstep", description="Queues are <prefix>.<service>[.dead].")

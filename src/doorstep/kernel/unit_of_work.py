@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Mapping, Sequence
+from contextvars import ContextVar
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
@@ -43,6 +45,7 @@ class SqlUnitOfWork:
         self._after_commit = after_commit
         self.causing_message = causing_message
         self._pending: list[CloudEvent] = []
+        self._also_handled: list[CloudEvent] = []
         self._connection: AsyncConnection | None = None
 
     @property
@@ -57,6 +60,7 @@ class SqlUnitOfWork:
         self._connection = await self._engine.connect()
         await self._connection.begin()
         self._pending = []
+        self._also_handled = []
         self._open(self._connection)
         return self
 
@@ -126,20 +130,45 @@ class SqlUnitOfWork:
         )
         return found is not None
 
+    async def handled_ids(self, message_ids: Collection[str]) -> set[str]:
+        """Which of these message ids are in the inbox already: one read for a batch of messages."""
+        if not message_ids:
+            return set()
+        found = await self.connection.scalars(
+            select(self._inbox.c.message_id).where(self._inbox.c.message_id.in_(list(message_ids)))
+        )
+        return set(found)
+
+    def mark_handled(self, messages: Iterable[CloudEvent]) -> None:
+        """Record these messages in the inbox at commit, besides the causing message: for a consumer that
+        handles several delivered messages in one transaction. Like the causing message's mark, a
+        message that is in the inbox already fails the commit (IntegrityError) and nothing is kept; the
+        consumer then tries again, leaving out what `handled_ids` finds."""
+        self._also_handled.extend(messages)
+
     async def commit(self) -> list[CloudEvent]:
         for aggregate in self._tracked():
             while aggregate.events:
                 self.emit(aggregate.events.pop(0), tenant_id=aggregate.tenant_id)
         connection = self.connection
         now = utcnow()
-        if self.causing_message is not None:
+        handled = (
+            self._also_handled
+            if self.causing_message is None
+            else [self.causing_message, *self._also_handled]
+        )
+        if handled:
             await connection.execute(
-                insert(self._inbox).values(
-                    message_id=self.causing_message.id,
-                    type=self.causing_message.type,
-                    tenant_id=self.causing_message.tenantid,
-                    handled_at=now,
-                )
+                insert(self._inbox),
+                [
+                    {
+                        "message_id": message.id,
+                        "type": message.type,
+                        "tenant_id": message.tenantid,
+                        "handled_at": now,
+                    }
+                    for message in handled
+                ],
             )
         published = self._pending
         if published:
@@ -163,12 +192,14 @@ class SqlUnitOfWork:
                 )
         await connection.commit()
         self._pending = []
+        self._also_handled = []
         if published:
             self._after_commit()
         return published
 
     async def rollback(self) -> None:
         self._pending = []
+        self._also_handled = []
         await self.connection.rollback()
 
 
@@ -209,3 +240,81 @@ def _json_safe(values: Mapping[str, Any] | None) -> dict[str, Any] | None:
         return None
     safe: dict[str, Any] = to_jsonable_python(dict(values))
     return safe
+
+
+# --- Consumers that handle a delivery batch in one unit of work -------------------------------------------
+
+
+@dataclass(eq=False, slots=True)
+class DeliveryBatch:
+    """Events a broker took from one consumer's queue together, in order. The broker sets it in
+    `delivery_batch` while it calls the consumer's handler for each of them in turn (the all-in-one
+    broker does), so that a handler made with `handle_together` can take the events after the current
+    one into the same unit of work.
+    """
+
+    events: Sequence[CloudEvent]
+    # Per `handle_together` handler: the ids it handled ahead of their turn, and whether one of its
+    # batches failed, after which it handles the rest of this delivery one event at a time.
+    handled: dict[object, set[str]] = field(default_factory=dict)
+    one_by_one: set[object] = field(default_factory=set)
+    _positions: dict[str, int] | None = None
+
+    def ahead(self, envelope: CloudEvent, *, skip: Collection[str] = ()) -> list[CloudEvent]:
+        """`envelope` and the events of its type after it, each once, leaving out the ids in `skip`."""
+        if self._positions is None:
+            self._positions = {}
+            for index, event in enumerate(self.events):
+                self._positions.setdefault(event.id, index)
+        start = self._positions.get(envelope.id)
+        if start is None:
+            return [envelope]
+        together: dict[str, CloudEvent] = {}
+        for event in self.events[start:]:
+            if event.type == envelope.type and event.id not in skip:
+                together.setdefault(event.id, event)
+        return list(together.values())
+
+
+delivery_batch: ContextVar[DeliveryBatch | None] = ContextVar("delivery_batch", default=None)
+
+BatchHandler = Callable[[Sequence[CloudEvent]], Awaitable[None]]
+
+
+def handle_together(handle: BatchHandler) -> Callable[[CloudEvent], Awaitable[None]]:
+    """An event handler that hands `handle` the rest of its delivery batch at once.
+
+    `handle(envelopes)` must handle all the envelopes it gets in one unit of work, each idempotently
+    (by the inbox). Outside a `DeliveryBatch` it gets `[event]`. Within one it gets the event and the
+    later events of the same type that it has not handled yet; when their turn comes, the handler
+    returns at once. At-least-once is as before: each event's effect has committed before its own call
+    returns. If a batch fails, the event is handled alone, and so is every later one of that delivery,
+    so that the broker retries and dead-letters only an event that fails on its own.
+    """
+    return _Together(handle)
+
+
+class _Together:
+    def __init__(self, handle: BatchHandler) -> None:
+        self._handle = handle
+
+    async def __call__(self, envelope: CloudEvent) -> None:
+        batch = delivery_batch.get()
+        if batch is None:
+            await self._handle([envelope])
+            return
+        handled = batch.handled.setdefault(self, set())
+        if envelope.id in handled:
+            return
+        if self not in batch.one_by_one:
+            together = batch.ahead(envelope, skip=handled)
+            if len(together) > 1:
+                try:
+                    await self._handle(together)
+                except Exception:
+                    batch.one_by_one.add(self)
+                else:
+                    handled.update(event.id for event in together)
+                    return
+        await self._handle([envelope])
+        handled.add(envelope.id)

@@ -42,7 +42,7 @@ def build_app(
     """
     names = [service.name for service in services]
     shared = services[0].shared
-    front = EdgeConfig.from_settings(settings, shared.limiter) if _fronted(edge, names) else None
+    front = EdgeConfig.from_settings(settings, shared.edge_limiter()) if _fronted(edge, names) else None
     relays = [
         OutboxRelay(
             database=service.database,

@@ -19,12 +19,14 @@ from urllib.parse import urlsplit
 import aio_pika
 import httpx
 import pytest
-from sqlalchemy import func, select, text
+from sqlalchemy import event, func, select, text
 from sqlalchemy.exc import DBAPIError
+from sqlalchemy.ext.asyncio import AsyncEngine
 from tests.platform import RunningPlatform, Tenant, running_platform, settings_for
 
 from doorstep.contracts.audit import AuditRecorded
 from doorstep.identity.adapters.tables import audit_log
+from doorstep.identity.adapters.tables import inbox as identity_inbox
 from doorstep.identity.audit import RecordAudit, list_audit
 from doorstep.integrations.adapters.platforms.doorstep_json import sign_doorstep_payload
 from doorstep.kernel.auth import Principal
@@ -32,6 +34,7 @@ from doorstep.kernel.errors import PROBLEM_BASE, Forbidden
 from doorstep.kernel.messages import CloudEvent
 from doorstep.kernel.permissions import TENANT_PERMISSIONS, Reach
 from doorstep.kernel.settings import SERVICES
+from doorstep.kernel.unit_of_work import audit_entry
 from doorstep.orders.adapters.tables import outbox as orders_outbox
 
 PROBLEM_JSON = "application/problem+json"
@@ -577,6 +580,104 @@ async def test_an_entry_delivered_again_is_kept_once(platform: RunningPlatform) 
     # Then the log still holds it once
     assert await audit_rows(platform, envelope.id) == 1
     assert [e["id"] for e in await entries(platform, tenant, object_id=placed["id"])] == [envelope.id]
+
+
+class Commits:
+    """Counts the transactions an engine commits while the block runs."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine.sync_engine
+        self.count = 0
+
+    def _committed(self, _connection: Any) -> None:
+        self.count += 1
+
+    def __enter__(self) -> Commits:
+        event.listen(self.engine, "commit", self._committed)
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        event.remove(self.engine, "commit", self._committed)
+
+
+def audit_event(tenant: Tenant, object_id: str) -> CloudEvent:
+    """An `AuditRecorded` event as the orders service writes it to its outbox."""
+    entry = audit_entry(
+        service="orders",
+        actor="api_key:k-1",
+        action="order.created",
+        object_type="order",
+        object_id=object_id,
+        before=None,
+        after={"status": "placed"},
+        request_id=f"req-{object_id}",
+    )
+    return CloudEvent.wrap(entry, source="/doorstep/orders", tenant_id=tenant.tenant_id)
+
+
+async def kept(platform: RunningPlatform) -> dict[str, int]:
+    """How many audit rows and inbox marks identity holds per event id."""
+    counted: dict[str, int] = {}
+    async with platform.services["identity"].database.reader() as session:
+        for table, column in ((audit_log, audit_log.c.id), (identity_inbox, identity_inbox.c.message_id)):
+            for (entry_id,) in (await session.execute(select(column).select_from(table))).all():
+                counted[f"{table.name}:{entry_id}"] = counted.get(f"{table.name}:{entry_id}", 0) + 1
+    return counted
+
+
+async def test_the_entries_of_one_delivery_are_kept_in_one_transaction_each_once(
+    platform: RunningPlatform,
+) -> None:
+    # Given a tenant, everything before settled, and three audit events no one has delivered yet
+    tenant = await platform.new_tenant()
+    await platform.settle()
+    before = await kept(platform)
+    events = [audit_event(tenant, f"order-{n}") for n in range(3)]
+
+    # When the broker delivers the three at once
+    with Commits(platform.services["identity"].database.writer_engine) as commits:
+        await platform.app.state.broker.publish(events)
+
+    # Then identity kept them in one transaction: one row and one inbox mark per event
+    assert commits.count == 1
+    added = {name: n for name, n in (await kept(platform)).items() if name not in before}
+    assert added == {
+        **{f"audit_log:{e.id}": 1 for e in events},
+        **{f"inbox:{e.id}": 1 for e in events},
+    }
+    # And each entry reads back as the event carried it
+    listed = await entries(platform, tenant, action="order.created")
+    assert sorted((e["id"], e["object_id"], e["request_id"]) for e in listed) == sorted(
+        (e.id, f"order-{n}", f"req-order-{n}") for n, e in enumerate(events)
+    )
+
+
+async def test_a_delivery_with_entries_kept_before_keeps_only_the_new_one(platform: RunningPlatform) -> None:
+    # Given three audit events identity has kept, everything settled
+    tenant = await platform.new_tenant()
+    events = [audit_event(tenant, f"order-{n}") for n in range(3)]
+    broker = platform.app.state.broker
+    await broker.publish(events)
+    await platform.settle()
+    before = await kept(platform)
+
+    # When the three are delivered again, once alone and once with a new one among them
+    fresh = audit_event(tenant, "order-3")
+    with Commits(platform.services["identity"].database.writer_engine) as commits:
+        await broker.publish(events)
+        await broker.publish([events[0], fresh, events[2], events[1]])
+
+    # Then only the new entry was added, in one transaction, and every entry is still there once
+    assert commits.count == 1
+    after = await kept(platform)
+    assert {name: n for name, n in after.items() if name not in before} == {
+        f"audit_log:{fresh.id}": 1,
+        f"inbox:{fresh.id}": 1,
+    }
+    assert {name: after[name] for name in before} == before
+    assert all(after[f"audit_log:{e.id}"] == 1 for e in events)
+    # And nothing was dead-lettered
+    assert await broker.dead_letters() == []
 
 
 async def assert_append_only(platform: RunningPlatform) -> None:

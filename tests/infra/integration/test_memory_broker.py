@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +13,7 @@ import pytest
 from doorstep.infra.memory_broker import MemoryBroker
 from doorstep.kernel.broker import DeadLetterNotFound
 from doorstep.kernel.messages import CloudEvent
+from doorstep.kernel.unit_of_work import DeliveryBatch, delivery_batch, handle_together
 
 ORDER_CREATED = "doorstep.orders.order.created.v1"
 USER_REGISTERED = "doorstep.identity.user.registered.v1"
@@ -45,6 +46,22 @@ class Recorder:
             self.failures += 1
             raise RuntimeError(f"cannot handle order {event.data['order']}")
         self.events.append(event)
+
+
+class BatchRecorder:
+    """The `handle(envelopes)` of a `handle_together` consumer: keeps each call's events and what it
+    stored; a call with a poison event fails and stores nothing, as one transaction would."""
+
+    def __init__(self) -> None:
+        self.calls: list[list[str]] = []
+        self.stored: list[str] = []
+
+    async def __call__(self, envelopes: Sequence[CloudEvent]) -> None:
+        await asyncio.sleep(0)
+        self.calls.append([event.data["order"] for event in envelopes])
+        if any(event.data.get("poison") for event in envelopes):
+            raise RuntimeError("cannot handle a poison order")
+        self.stored.extend(event.data["order"] for event in envelopes)
 
 
 class Brokers:
@@ -248,3 +265,109 @@ async def test_ping_is_true_while_the_consumers_run(brokers: Brokers) -> None:
     assert await broker.ping() is True
     await broker.close()
     assert await broker.ping() is False
+
+
+# --- Delivery batches: a consumer made with `handle_together` ---------------------------------------------
+
+
+async def test_a_consumer_made_with_handle_together_gets_what_waits_in_its_queue_in_one_call(
+    brokers: Brokers,
+) -> None:
+    # Given a consumer that handles batches, and one that handles events one by one
+    broker = brokers.new()
+    batches, single = BatchRecorder(), Recorder()
+    broker.subscribe("audit", [ORDER_CREATED], handle_together(batches))
+    broker.subscribe("orders", [ORDER_CREATED], single)
+    await brokers.start(broker)
+    events = [cloud_event(ORDER_CREATED, order=f"o-{n}") for n in range(5)]
+
+    # When five events are published at once
+    await broker.publish(events)
+
+    # Then, by the time publish returns, the batch consumer got all five in one call, in order
+    assert batches.calls == [["o-0", "o-1", "o-2", "o-3", "o-4"]]
+    assert batches.stored == ["o-0", "o-1", "o-2", "o-3", "o-4"]
+    # And the other consumer still got each event on its own
+    assert single.events == events
+
+    # And a later publish is a delivery of its own
+    later = cloud_event(ORDER_CREATED, order="o-5")
+    await broker.publish([later])
+    assert batches.calls == [["o-0", "o-1", "o-2", "o-3", "o-4"], ["o-5"]]
+
+
+async def test_a_delivery_batch_holds_at_most_max_batch_events(brokers: Brokers) -> None:
+    # Given a batch consumer on a broker that takes at most two events from a queue at a time
+    broker = brokers.new(max_batch=2)
+    batches = BatchRecorder()
+    broker.subscribe("audit", [ORDER_CREATED], handle_together(batches))
+    await brokers.start(broker)
+
+    # When five events are published at once
+    await broker.publish([cloud_event(ORDER_CREATED, order=f"o-{n}") for n in range(5)])
+
+    # Then they were handled two at a time
+    assert batches.calls == [["o-0", "o-1"], ["o-2", "o-3"], ["o-4"]]
+    assert batches.stored == ["o-0", "o-1", "o-2", "o-3", "o-4"]
+
+
+async def test_after_a_failing_batch_each_event_goes_alone_and_only_the_failing_one_is_dead_lettered(
+    brokers: Brokers,
+) -> None:
+    # Given a batch consumer, a delivery limit of 3, and four events of which the second is poison
+    broker = brokers.new(retry_backoff=0.001)
+    batches = BatchRecorder()
+    broker.subscribe("audit", [ORDER_CREATED], handle_together(batches))
+    await brokers.start(broker)
+    events = [cloud_event(ORDER_CREATED, order=f"o-{n}", poison=n == 1) for n in range(4)]
+
+    # When they are published at once
+    await broker.publish(events)
+
+    # Then the batch failed, and from then on every event was handled alone, the poison one 3 times
+    assert batches.calls == [
+        ["o-0", "o-1", "o-2", "o-3"],
+        ["o-0"],
+        ["o-1"],
+        ["o-1"],
+        ["o-1"],
+        ["o-2"],
+        ["o-3"],
+    ]
+    # And the three others were stored once each, the poison one dead-lettered, alone
+    assert batches.stored == ["o-0", "o-2", "o-3"]
+    assert [(letter.id, letter.consumer) for letter in await broker.dead_letters()] == [
+        (events[1].id, "audit")
+    ]
+
+
+async def test_a_handle_together_handler_called_outside_a_delivery_batch_handles_just_its_event() -> None:
+    # Given a batch consumer
+    batches = BatchRecorder()
+    handler = handle_together(batches)
+
+    # When it is called for one event, with no delivery batch around it (as the RabbitMQ broker calls)
+    await handler(cloud_event(ORDER_CREATED, order="o-1"))
+
+    # Then it handled just that event
+    assert batches.calls == [["o-1"]]
+
+
+async def test_an_event_handled_ahead_of_its_turn_returns_at_once_and_other_types_wait_their_turn() -> None:
+    # Given a delivery of two order events with a user event between them, and a batch consumer
+    batches = BatchRecorder()
+    handler = handle_together(batches)
+    first = cloud_event(ORDER_CREATED, order="o-1")
+    other = cloud_event(USER_REGISTERED, order="u-1")
+    second = cloud_event(ORDER_CREATED, order="o-2")
+    token = delivery_batch.set(DeliveryBatch([first, other, second, first]))
+    try:
+        # When the handler is called for each in turn, the first event delivered twice
+        for event in (first, other, second, first):
+            await handler(event)
+    finally:
+        delivery_batch.reset(token)
+
+    # Then the first call took both order events, each once; the user event went alone
+    assert batches.calls == [["o-1", "o-2"], ["u-1"]]
+    assert batches.stored == ["o-1", "o-2", "u-1"]

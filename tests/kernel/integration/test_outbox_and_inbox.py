@@ -179,6 +179,14 @@ async def place_an_order_without_checking(
         await uow.commit()
 
 
+async def place_an_order_marking(service: Service, tenant_id: str, messages: Sequence[CloudEvent]) -> None:
+    """A handler that places an order and marks `messages` handled, as a batch consumer does."""
+    async with unit_of_work(service) as uow:
+        await uow.orders.add(new_order(tenant_id))
+        uow.mark_handled(messages)
+        await uow.commit()
+
+
 async def rows(service: Service, table: Table) -> list[Row[Any]]:
     query = select(table)
     if table is outbox:
@@ -308,6 +316,36 @@ async def test_the_relay_publishes_in_seq_order_marks_the_rows_and_then_has_noth
     assert broker.ids == committed
 
 
+class WritingBroker(RecordingBroker):
+    """A broker whose consumer writes to the relay's own database before `publish` returns, as the
+    all-in-one broker's consumers do (identity keeping its own audit entries)."""
+
+    def __init__(self, service: Service) -> None:
+        super().__init__()
+        self.service = service
+
+    async def publish(self, events: Sequence[CloudEvent]) -> None:
+        async with self.service.database.writer_engine.begin() as connection:
+            await connection.execute(text("SELECT 1"))
+        await super().publish(events)
+
+
+async def test_the_relay_leaves_the_writer_free_while_consumers_handle_what_it_publishes(
+    service: Service,
+) -> None:
+    # Given two committed events and a broker whose consumer writes to the same database
+    committed = await place_orders(service, new_id(), 2)
+    broker = WritingBroker(service)
+
+    # When the relay publishes them
+    published = await asyncio.wait_for(relay_for(service, broker).publish_pending(), timeout=5)
+
+    # Then the consumer got a writer connection (on SQLite, the only one), and the rows are marked
+    assert published == 2
+    assert broker.ids == committed
+    assert await unpublished(service) == 0
+
+
 async def test_rows_stay_unpublished_while_the_broker_fails_and_go_out_on_retry(service: Service) -> None:
     # Given three committed events and a broker that cannot be reached
     tenant_id = new_id()
@@ -356,6 +394,38 @@ async def test_the_inbox_row_commits_with_the_effect_and_marks_the_message_handl
         assert await uow.already_handled() is True
     async with unit_of_work(service, message_for(tenant_id)) as uow:
         assert await uow.already_handled() is False
+
+
+async def test_messages_marked_in_one_unit_of_work_commit_with_it_and_are_found_in_one_read(
+    service: Service,
+) -> None:
+    # Given three messages from another service, the first handled before
+    tenant_id = new_id()
+    earlier, first, second = message_for(tenant_id), message_for(tenant_id), message_for(tenant_id)
+    async with unit_of_work(service, earlier) as uow:
+        await uow.commit()
+
+    # When one unit of work asks which of them are handled, places an order and marks the other two
+    async with unit_of_work(service) as uow:
+        found = await uow.handled_ids([earlier.id, first.id, second.id])
+        await uow.orders.add(new_order(tenant_id))
+        uow.mark_handled([first, second])
+        await uow.commit()
+
+    # Then it found the earlier one only, and the inbox holds all three, each once, with the order
+    assert found == {earlier.id}
+    marks = {row.message_id: (row.type, row.tenant_id) for row in await rows(service, inbox)}
+    assert marks == {
+        message.id: (OrderReceived.event_type, tenant_id) for message in (earlier, first, second)
+    }
+    assert await count(service, inbox) == 3
+    assert await count(service, orders) == 1
+
+    # And a unit of work that marks one of them again fails to commit and keeps nothing
+    with pytest.raises(IntegrityError):
+        await place_an_order_marking(service, tenant_id, [message_for(tenant_id), first])
+    assert await count(service, inbox) == 3
+    assert await count(service, orders) == 1
 
 
 async def test_a_handling_that_rolls_back_does_not_mark_the_message(service: Service) -> None:

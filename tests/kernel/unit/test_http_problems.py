@@ -68,3 +68,23 @@ async def test_an_unexpected_error_on_a_partner_webhook_logs_the_path_without_it
     errors = [entry for entry in logs if entry["event"] == "unhandled_error"]
     assert [entry["path"] for entry in errors] == ["/v1/integrations/webhooks/shopify/***"]
     assert "secret-token-123" not in repr(logs)
+
+
+async def test_a_database_that_cannot_be_reached_is_a_503_problem_not_a_500() -> None:
+    # Given a route whose database refuses connections (asyncpg raises the socket's error)
+    router = APIRouter()
+
+    @router.get("/v1/orders")
+    async def orders() -> None:
+        raise ConnectionRefusedError(111, "Connect call failed ('127.0.0.1', 5432)")
+
+    app = create_app(service="test", routers=[router])
+    transport = httpx.ASGITransport(app=app, raise_app_exceptions=False)
+    # When it is called
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get("/v1/orders")
+    # Then the answer is a 503 problem that says to try again, not an internal error
+    assert response.status_code == 503
+    assert response.headers["retry-after"] == "5"
+    assert response.json()["type"] == "https://doorstep.dev/problems/service-unavailable"
+    assert response.json()["detail"] == "the database cannot be reached; try again shortly"

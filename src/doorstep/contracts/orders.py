@@ -45,6 +45,7 @@ class Schema(BaseModel):
 
 
 class OrderStatus(StrEnum):
+    NEEDS_ATTENTION = "needs_attention"
     PLACED = "placed"
     ACCEPTED = "accepted"
     PREPARING = "preparing"
@@ -95,7 +96,9 @@ class Stop(Schema):
     name: Name
     address: Text
     phone: Phone | None = None
-    location: GeoPoint
+    # None when the sender only knows the address: the orders service geocodes it, and an order
+    # whose stops stay without coordinates waits in `needs_attention`.
+    location: GeoPoint | None = None
     window: TimeWindow | None = None
 
 

@@ -79,6 +79,39 @@ class Settings(BaseSettings):
     otp_ip_per_hour: int = Field(
         default=30, ge=1, description="One-time codes asked for per client IP per hour."
     )
+    geocoder: Literal["offline", "nominatim"] = Field(
+        default="offline",
+        description="Where addresses without coordinates are geocoded: `offline` knows a few demo streets "
+        "in Berlin and needs no network; `nominatim` asks geocoder_url.",
+    )
+    geocoder_url: str = Field(
+        default="https://nominatim.openstreetmap.org", description="Base URL of a Nominatim server."
+    )
+    geocoder_timeout_seconds: float = Field(default=5.0, gt=0, le=60)
+    geocoder_cache_size: int = Field(
+        default=10_000, ge=0, le=10_000_000, description="Geocoded addresses each process remembers."
+    )
+    geocoder_country_codes: str | None = Field(
+        default=None,
+        pattern=r"^[a-zA-Z]{2}(,[a-zA-Z]{2})*$",
+        description="Search only these countries (ISO 3166-1 alpha-2, comma-separated), e.g. `de`.",
+    )
+
+    webhooks_allowed_networks: list[str] = Field(
+        default_factory=list,
+        description="CIDRs (JSON list) that status webhooks may reach although private, e.g. "
+        '["10.20.0.0/16"] for a self-hosted receiver; every other private address is refused.',
+    )
+    webhooks_timeout_seconds: float = Field(
+        default=15.0, gt=0, le=60, description="A status webhook not answered with a 2xx by then is retried."
+    )
+
+    @field_validator("webhooks_allowed_networks")
+    @classmethod
+    def _networks(cls, value: list[str]) -> list[str]:
+        for cidr in value:
+            ipaddress.ip_network(cidr, strict=False)  # a ValueError names the bad entry
+        return value
 
     @property
     def uses_postgres(self) -> bool:

@@ -16,7 +16,7 @@ from doorstep.kernel.errors import InvalidInput
 from doorstep.kernel.pagination import Page
 from doorstep.kernel.permissions import Reach
 from doorstep.orders import views
-from doorstep.orders.domain.commands import AmendOrder, ChangeOrderStatus, PlaceOrder
+from doorstep.orders.domain.commands import AmendOrder, ChangeOrderStatus, GeocodeOrder, PlaceOrder
 from doorstep.orders.domain.errors import OrderNotFound
 from doorstep.orders.handlers import Placement
 from doorstep.orders.importing import ImportReport, import_csv
@@ -198,6 +198,22 @@ async def change_status(
             reason=body.reason,
             actor=principal.actor,
         )
+    )
+    return _json(order.model_dump_json(), 200)
+
+
+@router.post(
+    "/{order_id}/geocode",
+    response_model=views.OrderDetail,
+    summary="Geocode the stops without coordinates again",
+    description="For an order in `needs_attention`: asks the geocoder again for each stop without "
+    "coordinates; once both have them the order becomes `placed`. A 422 (`address-not-geocoded`) names "
+    "the addresses still not found; correct them, or set their `location`, with PATCH.",
+)
+async def geocode_order(order_id: str, principal: Manages, service: OrdersService) -> Response:
+    await _ensure_within_reach(service, principal, order_id)
+    order: views.OrderDetail = await service.bus.handle(
+        GeocodeOrder(tenant_id=principal.tenant_id, order_id=order_id, actor=principal.actor)
     )
     return _json(order.model_dump_json(), 200)
 

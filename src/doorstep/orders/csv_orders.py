@@ -24,11 +24,13 @@ from doorstep.contracts.orders import Item, OrderDraft
 # fmt: off
 REQUIRED_COLUMNS = (
     "external_id",
-    "pickup_name", "pickup_address", "pickup_lat", "pickup_lon",
-    "dropoff_name", "dropoff_address", "dropoff_lat", "dropoff_lon",
+    "pickup_name", "pickup_address",
+    "dropoff_name", "dropoff_address",
     "customer_name", "item_name", "quantity", "unit_price", "currency",
 )
+# Coordinates left out (or both cells blank) are geocoded from the address.
 OPTIONAL_COLUMNS = (
+    "pickup_lat", "pickup_lon", "dropoff_lat", "dropoff_lon",
     "merchant_id", "pickup_phone", "dropoff_phone", "customer_phone", "customer_email", "item_sku", "notes",
     "tip", "delivery_fee", "payment_method", "payment_status",
     "pickup_window_start", "pickup_window_end", "dropoff_window_start", "dropoff_window_end",
@@ -208,9 +210,15 @@ def _stop(values: Mapping[str, str], prefix: str) -> dict[str, Any]:
         "name": _required(values, f"{prefix}_name"),
         "address": _required(values, f"{prefix}_address"),
         "phone": values.get(f"{prefix}_phone") or None,
-        "location": {"lat": _number(values, f"{prefix}_lat"), "lon": _number(values, f"{prefix}_lon")},
+        "location": _location(values, prefix),
         "window": _window(values, prefix),
     }
+
+
+def _location(values: Mapping[str, str], prefix: str) -> dict[str, float] | None:
+    if not values.get(f"{prefix}_lat") and not values.get(f"{prefix}_lon"):
+        return None
+    return {"lat": _number(values, f"{prefix}_lat"), "lon": _number(values, f"{prefix}_lon")}
 
 
 def _item_fields(values: Mapping[str, str]) -> dict[str, Any]:

@@ -6,14 +6,24 @@ from dataclasses import dataclass
 
 from sqlalchemy.exc import IntegrityError
 
+from doorstep.contracts.orders import OrderDraft, Stop
 from doorstep.kernel.bus import Handler
 from doorstep.kernel.clock import utcnow
 from doorstep.kernel.ids import new_id
 from doorstep.kernel.messages import Command
+from doorstep.orders.adapters.platform_versions import PlatformVersions
 from doorstep.orders.adapters.unit_of_work import OrdersUnitOfWork
-from doorstep.orders.domain.commands import AmendOrder, ChangeOrderStatus, ImportOrderBatch, PlaceOrder
-from doorstep.orders.domain.errors import IdempotencyKeyReused, OrderNotFound
-from doorstep.orders.domain.model import Order
+from doorstep.orders.domain.commands import (
+    AmendOrder,
+    ChangeOrderStatus,
+    GeocodeOrder,
+    ImportOrderBatch,
+    PlaceOrder,
+)
+from doorstep.orders.domain.errors import IdempotencyKeyReused, OrderChangedConcurrently, OrderNotFound
+from doorstep.orders.domain.model import STOPS, Order
+from doorstep.orders.geocoding import geocode_order, locate_draft, locate_stop
+from doorstep.orders.ports import Geocoder
 from doorstep.orders.views import OrderDetail, order_detail
 
 
@@ -31,12 +41,19 @@ class BatchOutcome:
     duplicates: int
 
 
-async def place_order(cmd: PlaceOrder, *, uow: OrdersUnitOfWork) -> Placement | None:
+async def place_order(
+    cmd: PlaceOrder, *, uow: OrdersUnitOfWork, geocoder: Geocoder | None = None
+) -> Placement | None:
     """None when the causing message was already handled.
 
-    Most orders are new, so the first attempt inserts without looking for the external id; when the
-    unique constraint says it exists (a duplicate, or a concurrent request), the second attempt looks.
+    Stops without coordinates are geocoded first, outside the transaction; an order that still lacks
+    some is stored `needs_attention`. Most orders are new, so the first attempt inserts without looking
+    for the external id; when the unique constraint says it exists (a duplicate, or a concurrent
+    request), the second attempt looks.
     """
+    located = await locate_draft(cmd.draft, geocoder)
+    if located is not cmd.draft:
+        cmd = cmd.model_copy(update={"draft": located})
     try:
         return await _place_order(cmd, uow, look_for_existing=False)
     except IntegrityError:
@@ -116,15 +133,19 @@ async def change_order_status(cmd: ChangeOrderStatus, *, uow: OrdersUnitOfWork) 
     return order_detail(order)
 
 
-async def amend_order(cmd: AmendOrder, *, uow: OrdersUnitOfWork) -> OrderDetail:
+async def amend_order(
+    cmd: AmendOrder, *, uow: OrdersUnitOfWork, geocoder: Geocoder | None = None
+) -> OrderDetail:
+    changes = await _locate_changed_stops(cmd, uow, geocoder)
     async with uow:
         order = await uow.orders.get(tenant_id=cmd.tenant_id, order_id=cmd.order_id)
         if order is None:
             raise OrderNotFound(f"there is no order {cmd.order_id}")
-        before = {name: getattr(order, name) for name in cmd.changes}
-        changed = order.amend(dict(cmd.changes), now=utcnow())
+        before = {name: getattr(order, name) for name in changes}
+        history_length = len(order.history)
+        changed = order.amend(changes, now=utcnow(), actor=cmd.actor)
         if changed:
-            await uow.orders.save(order)
+            await uow.orders.save(order, new_history=order.history[history_length:])
             uow.audit(
                 tenant_id=cmd.tenant_id,
                 actor=cmd.actor,
@@ -138,7 +159,32 @@ async def amend_order(cmd: AmendOrder, *, uow: OrdersUnitOfWork) -> OrderDetail:
     return order_detail(order)
 
 
-async def import_order_batch(cmd: ImportOrderBatch, *, uow: OrdersUnitOfWork) -> BatchOutcome:
+async def _locate_changed_stops(
+    cmd: AmendOrder, uow: OrdersUnitOfWork, geocoder: Geocoder | None
+) -> dict[str, object]:
+    """The changes with coordinates for each stop sent without them whose address is new or unlocated."""
+    changes = dict(cmd.changes)
+    sent = {
+        stop: value for stop in STOPS if isinstance(value := changes.get(stop), Stop) and not value.location
+    }
+    if not sent or geocoder is None:
+        return changes
+    async with uow:  # read only, and closed before the geocoder is asked
+        order = await uow.orders.get(tenant_id=cmd.tenant_id, order_id=cmd.order_id)
+        if order is None:
+            raise OrderNotFound(f"there is no order {cmd.order_id}")
+    for stop, value in sent.items():
+        current: Stop = getattr(order, stop)
+        if current.location is None or current.address != value.address:
+            changes[stop] = await locate_stop(value, geocoder)
+    return changes
+
+
+async def import_order_batch(
+    cmd: ImportOrderBatch, *, uow: OrdersUnitOfWork, geocoder: Geocoder | None = None
+) -> BatchOutcome:
+    if geocoder is not None:
+        cmd = cmd.model_copy(update={"drafts": [await locate_draft(draft, geocoder) for draft in cmd.drafts]})
     try:
         return await _import_order_batch(cmd, uow)
     except IntegrityError:
@@ -194,9 +240,115 @@ async def _import_order_batch(cmd: ImportOrderBatch, uow: OrdersUnitOfWork) -> B
     return BatchOutcome(created=len(new_orders), duplicates=duplicates)
 
 
+class ApplyPlatformChange(Command):
+    """A platform created, updated or cancelled one of its orders; `draft` is the order after the change."""
+
+    tenant_id: str
+    source: str
+    external_id: str
+    draft: OrderDraft
+    cancel: bool
+    version: int | None
+    actor: str
+
+
+async def apply_platform_change(
+    cmd: ApplyPlatformChange, *, uow: OrdersUnitOfWork, geocoder: Geocoder | None = None
+) -> None:
+    """Apply each platform change once and in the platform's order, whatever order they arrive in.
+
+    A change at or below the version already applied is ignored (a redelivery, or an older change that
+    arrived late); a change for an order not yet stored creates it from its snapshot (cancelled, for a
+    cancellation), so shuffled deliveries end where ordered ones do. Stops without coordinates are
+    geocoded first, outside the transaction, as for any other placement.
+    """
+    cmd = cmd.model_copy(update={"draft": await locate_draft(cmd.draft, geocoder)})
+    try:
+        await _apply_platform_change(cmd, uow)
+    except (IntegrityError, OrderChangedConcurrently):
+        # The order (or its version row) was created concurrently, or changed between reading and
+        # writing it (on PostgreSQL `get` locks the row, so only where rows are not locked): apply
+        # against what is stored now; the version check makes the second attempt safe.
+        await _apply_platform_change(cmd, uow)
+
+
+async def _apply_platform_change(cmd: ApplyPlatformChange, uow: OrdersUnitOfWork) -> None:
+    async with uow:
+        if await uow.already_handled():
+            return
+        versions = PlatformVersions(uow.connection)
+        now = utcnow()
+        reason = f"cancelled on {cmd.source}"
+        found = await uow.orders.find_by_external_id(
+            tenant_id=cmd.tenant_id, source=cmd.source, external_id=cmd.external_id
+        )
+        order = None if found is None else await uow.orders.get(tenant_id=cmd.tenant_id, order_id=found.id)
+        if order is None:
+            order = Order.place(
+                id=new_id(),
+                tenant_id=cmd.tenant_id,
+                source=cmd.source,
+                draft=cmd.draft.model_copy(update={"external_id": cmd.external_id}),
+                actor=cmd.actor,
+                now=now,
+            )
+            if cmd.cancel:
+                order.apply_platform_change(cmd.draft, cancel=True, actor=cmd.actor, reason=reason, now=now)
+            await uow.orders.add(order)
+            uow.audit(
+                tenant_id=cmd.tenant_id,
+                actor=cmd.actor,
+                action="order.created",
+                object_type="order",
+                object_id=order.id,
+                before=None,
+                after=order.snapshot().model_dump(mode="json"),
+            )
+            if cmd.version is not None:
+                await versions.set(
+                    tenant_id=cmd.tenant_id, order_id=order.id, version=cmd.version, had=None, at=now
+                )
+            await uow.commit()
+            return
+        applied = await versions.get(tenant_id=cmd.tenant_id, order_id=order.id)
+        if cmd.version is not None and applied is not None and cmd.version <= applied:
+            await uow.commit()  # marks the event handled; the change itself is already in the order
+            return
+        before = order.snapshot().model_dump(mode="json")
+        history_length = len(order.history)
+        outcome = order.apply_platform_change(
+            cmd.draft, cancel=cmd.cancel, actor=cmd.actor, reason=reason, now=now
+        )
+        if outcome.changed or outcome.cancelled:
+            await uow.orders.save(order, new_history=order.history[history_length:])
+        if outcome.changed or outcome.cancelled or outcome.skipped or outcome.cancel_refused:
+            after = order.snapshot().model_dump(mode="json")
+            uow.audit(
+                tenant_id=cmd.tenant_id,
+                actor=cmd.actor,
+                action="order.platform_changed",
+                object_type="order",
+                object_id=order.id,
+                before={name: before[name] for name in [*outcome.changed, "status"]},
+                after={
+                    **{name: after[name] for name in [*outcome.changed, "status"]},
+                    "skipped_fields": outcome.skipped,
+                    "cancel_refused": outcome.cancel_refused,
+                    "platform_version": cmd.version,
+                },
+            )
+        if cmd.version is not None:
+            await versions.set(
+                tenant_id=cmd.tenant_id, order_id=order.id, version=cmd.version, had=applied, at=now
+            )
+        await uow.commit()
+
+
 HANDLERS: dict[type[Command], Handler] = {
+    ApplyPlatformChange: apply_platform_change,
     PlaceOrder: place_order,
     ChangeOrderStatus: change_order_status,
     AmendOrder: amend_order,
     ImportOrderBatch: import_order_batch,
+    GeocodeOrder: geocode_order,
 }

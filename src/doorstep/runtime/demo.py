@@ -238,11 +238,16 @@ def _csv(rng: random.Random, count: int) -> str:
     for number in range(count):
         _merchant_id, name, address, lat, lon, menu = rng.choice(MERCHANTS)
         customer, drop_address, drop_lat, drop_lon = _dropoff(rng, lat, lon)
+        # Half the rows give the address only (the geocoder finds it); the last one an address no
+        # geocoder knows, so the dispatcher has an order in needs_attention.
+        drop_point = f"{drop_lat},{drop_lon}" if number % 2 else ","
+        if number == count - 1:
+            drop_address, drop_point = "Hinterhaus, Aufgang C, 10999 Berlin", ","
         phone = f"+49 16{rng.randint(10, 79)} {rng.randint(1000000, 9999999)}"
         for dish in rng.sample(menu, rng.randint(1, 2)):
             lines.append(
                 f'CSV-{5000 + number},{name},"{address}",{lat},{lon},{customer},"{drop_address}",'
-                f"{drop_lat},{drop_lon},{phone},{customer},{phone},{dish},{rng.randint(1, 2)},"
+                f"{drop_point},{phone},{customer},{phone},{dish},{rng.randint(1, 2)},"
                 f"{rng.randrange(300, 1500, 50)},EUR,Bitte klingeln"
             )
     return "\n".join(lines) + "\n"

@@ -368,16 +368,48 @@ def test_an_unknown_column_is_a_header_error_raised_before_any_row() -> None:
 
 
 def test_missing_required_columns_are_a_header_error_naming_them() -> None:
-    # Given a header without the pickup coordinates, plus an unknown column
-    header = [name for name in REQUIRED if name not in ("pickup_lat", "pickup_lon")] + ["extra"]
+    # Given a header without the pickup's name and address, plus an unknown column
+    header = [name for name in REQUIRED if name not in ("pickup_name", "pickup_address")] + ["extra"]
 
     # When it is parsed
     with pytest.raises(CsvHeaderError) as caught:
         parse(csv_text(header, BASE))
 
     # Then both problems are named
-    assert str(caught.value) == "missing required columns: pickup_lat, pickup_lon; unknown columns: extra"
-    assert caught.value.missing == ("pickup_lat", "pickup_lon")
+    assert (
+        str(caught.value) == "missing required columns: pickup_name, pickup_address; unknown columns: extra"
+    )
+    assert caught.value.missing == ("pickup_name", "pickup_address")
+
+
+def test_coordinates_left_out_or_blank_leave_the_stop_to_the_geocoder() -> None:
+    # Given one order without coordinate columns and one whose dropoff coordinate cells are blank
+    header = [name for name in REQUIRED if not name.endswith(("_lat", "_lon"))]
+    without_columns = parse(csv_text(header, BASE))
+    blank_cells = parse(
+        csv_text(REQUIRED, BASE | {"external_id": "B-2", "dropoff_lat": "", "dropoff_lon": ""})
+    )
+
+    # Then both are orders, their stops without coordinates without a location
+    [first], [second] = without_columns, blank_cells
+    assert isinstance(first, ParsedOrder)
+    assert isinstance(second, ParsedOrder)
+    assert (first.draft.pickup, first.draft.dropoff) == (
+        PICKUP.model_copy(update={"location": None}),
+        DROPOFF.model_copy(update={"location": None}),
+    )
+    assert (second.draft.pickup, second.draft.dropoff) == (
+        PICKUP,
+        DROPOFF.model_copy(update={"location": None}),
+    )
+
+
+def test_one_coordinate_without_the_other_is_refused_naming_the_blank_one() -> None:
+    # Given an order whose pickup longitude is blank while its latitude is set
+    results = parse(csv_text(REQUIRED, BASE | {"pickup_lon": ""}))
+
+    # Then the order is one error naming pickup_lon
+    assert results == [RowError(row=1, field="pickup_lon", message="a value is required")]
 
 
 @pytest.mark.parametrize("text", ["", "\n\n", " , \n"])

@@ -79,3 +79,5 @@ idempotency_keys = Table(
 )
 
 outbox, inbox = messaging_tables(metadata)
+
+from doorstep.orders.adapters import platform_versions as _platform_versions  # noqa: E402, F401  (its table joins metadata)

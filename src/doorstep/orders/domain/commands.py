@@ -34,3 +34,11 @@ class ImportOrderBatch(Command):
     tenant_id: str
     actor: str
     drafts: list[OrderDraft]
+
+
+class GeocodeOrder(Command):
+    """Ask the geocoder again for the stops of an order that waits in `needs_attention`."""
+
+    tenant_id: str
+    order_id: str
+    actor: str

@@ -60,3 +60,47 @@ class OrderChangedConcurrently(Conflict):
 class OrderTotalTooLarge(InvalidInput):
     slug = "order-total-too-large"
     title = "The order total is too large"
+
+
+class StopWithoutLocation(InvalidInput):
+    """An order past `needs_attention` keeps coordinates for both stops; a new address must bring its own."""
+
+    slug = "stop-without-location"
+    title = "The stop has no coordinates"
+
+    def __init__(self, stop: str, status: OrderStatus) -> None:
+        super().__init__(
+            f"the new {stop} address could not be geocoded; give {stop}.location, as the order is "
+            f"{status.value}",
+            field=f"{stop}.location",
+            location="body",
+        )
+
+
+class OrderNotLocated(Conflict):
+    slug = "order-not-located"
+    title = "The order's stops need coordinates first"
+
+    def __init__(self, stops: Iterable[str]) -> None:
+        missing = list(stops)
+        super().__init__(
+            f"set the coordinates of the {' and '.join(missing)} first (PATCH the order or retry geocoding)",
+            missing_locations=[f"{stop}.location" for stop in missing],
+        )
+
+
+class AddressNotGeocoded(DoorstepError):
+    slug = "address-not-geocoded"
+    title = "The geocoder found no coordinates for the address"
+    status = 422
+
+    def __init__(self, stops: Iterable[str]) -> None:
+        missing = list(stops)
+        super().__init__(
+            f"no coordinates found for the {' and '.join(missing)} address; correct it or set "
+            f"{' and '.join(f'{stop}.location' for stop in missing)} with PATCH",
+            errors=[
+                {"field": f"{stop}.address", "in": "body", "message": "no coordinates found"}
+                for stop in missing
+            ],
+        )

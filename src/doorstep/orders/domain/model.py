@@ -21,11 +21,19 @@ from doorstep.contracts.orders import (
     Totals,
 )
 from doorstep.kernel.aggregate import Aggregate
-from doorstep.orders.domain.errors import IllegalStatusTransition, OrderFieldLocked, OrderTotalTooLarge
+from doorstep.orders.domain.errors import (
+    IllegalStatusTransition,
+    OrderFieldLocked,
+    OrderNotLocated,
+    OrderTotalTooLarge,
+    StopWithoutLocation,
+)
 
 S = OrderStatus
 
 TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
+    # Waits for coordinates of a stop; becomes placed once both stops have them (see `Order.amend`).
+    S.NEEDS_ATTENTION: frozenset({S.PLACED, S.REJECTED, S.CANCELLED}),
     S.PLACED: frozenset({S.ACCEPTED, S.REJECTED, S.CANCELLED}),
     S.ACCEPTED: frozenset({S.PREPARING, S.READY_FOR_PICKUP, S.CANCELLED}),
     S.PREPARING: frozenset({S.READY_FOR_PICKUP, S.CANCELLED}),
@@ -38,8 +46,8 @@ TRANSITIONS: dict[OrderStatus, frozenset[OrderStatus]] = {
     S.RETURNED: frozenset(),
 }
 
-_BEFORE_PICKUP = frozenset({S.PLACED, S.ACCEPTED, S.PREPARING, S.READY_FOR_PICKUP})
-_BEFORE_PREPARATION = frozenset({S.PLACED, S.ACCEPTED})
+_BEFORE_PICKUP = frozenset({S.NEEDS_ATTENTION, S.PLACED, S.ACCEPTED, S.PREPARING, S.READY_FOR_PICKUP})
+_BEFORE_PREPARATION = frozenset({S.NEEDS_ATTENTION, S.PLACED, S.ACCEPTED})
 _OPEN = frozenset(status for status, moves in TRANSITIONS.items() if moves)
 
 # Which statuses still allow each editable field to change.
@@ -54,6 +62,14 @@ EDITABLE_WHILE: dict[str, frozenset[OrderStatus]] = {
     "notes": _OPEN,
     "payment": _OPEN,
 }
+
+
+STOPS = ("pickup", "dropoff")
+LOCATED_REASON = "both stops have coordinates"
+
+
+def unlocated_reason(stops: list[str]) -> str:
+    return f"no coordinates for the {' and '.join(stops)} address; set them with PATCH or retry geocoding"
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,6 +106,9 @@ class Order(Aggregate):
     def place(
         cls, *, id: str, tenant_id: str, source: str, draft: OrderDraft, actor: str, now: datetime
     ) -> Order:
+        """A new order: `placed`, or `needs_attention` while a stop has no coordinates."""
+        unlocated = [stop for stop in STOPS if getattr(draft, stop).location is None]
+        status = S.NEEDS_ATTENTION if unlocated else S.PLACED
         order = cls(
             id=id,
             tenant_id=tenant_id,
@@ -105,10 +124,12 @@ class Order(Aggregate):
             delivery_fee=draft.delivery_fee,
             notes=draft.notes,
             payment=draft.payment,
-            status=S.PLACED,
+            status=status,
             created_at=now,
             updated_at=now,
-            history=[StatusChange(None, S.PLACED, actor, None, now)],
+            history=[
+                StatusChange(None, status, actor, unlocated_reason(unlocated) if unlocated else None, now)
+            ],
         )
         order.record(OrderCreated(order=order.snapshot()))
         return order
@@ -121,9 +142,15 @@ class Order(Aggregate):
     def allowed_statuses(self) -> frozenset[OrderStatus]:
         return TRANSITIONS[self.status]
 
+    @property
+    def unlocated_stops(self) -> list[str]:
+        return [stop for stop in STOPS if getattr(self, stop).location is None]
+
     def move_to(self, target: OrderStatus, *, actor: str, reason: str | None, now: datetime) -> None:
         if target not in TRANSITIONS[self.status]:
             raise IllegalStatusTransition(self.status, target, TRANSITIONS[self.status])
+        if target is S.PLACED and self.unlocated_stops:
+            raise OrderNotLocated(self.unlocated_stops)
         change = StatusChange(self.status, target, actor, reason, now)
         self.status = target
         self.updated_at = now
@@ -141,14 +168,22 @@ class Order(Aggregate):
             )
         )
 
-    def amend(self, changes: dict[str, Any], *, now: datetime) -> list[str]:
-        """Apply the changed fields that this status still allows; refuse the whole change otherwise."""
+    def amend(self, changes: dict[str, Any], *, now: datetime, actor: str = "system") -> list[str]:
+        """Apply the changed fields that this status still allows; refuse the whole change otherwise.
+
+        A stop sent without coordinates keeps the ones it has while its address stays the same. An order
+        in `needs_attention` whose stops all have coordinates afterwards becomes `placed`.
+        """
+        changes = {name: self._keep_location(name, value) for name, value in changes.items()}
         changed = [name for name, value in changes.items() if getattr(self, name) != value]
         for name in changed:
             if name not in EDITABLE_WHILE or self.status not in EDITABLE_WHILE[name]:
                 raise OrderFieldLocked(name, self.status)
         if not changed:
             return []
+        for name in changed:
+            if name in STOPS and changes[name].location is None and self.status is not S.NEEDS_ATTENTION:
+                raise StopWithoutLocation(name, self.status)
         before = {name: getattr(self, name) for name in changed}
         for name in changed:
             setattr(self, name, changes[name])
@@ -160,7 +195,22 @@ class Order(Aggregate):
             )
         self.updated_at = now
         self.record(OrderUpdated(changed_fields=changed, order=self.snapshot()))
+        if self.status is S.NEEDS_ATTENTION and not self.unlocated_stops:
+            self.move_to(S.PLACED, actor=actor, reason=LOCATED_REASON, now=now)
         return changed
+
+    def _keep_location(self, name: str, value: Any) -> Any:
+        current = getattr(self, name, None)
+        if (
+            name in STOPS
+            and isinstance(value, Stop)
+            and isinstance(current, Stop)
+            and value.location is None
+            and current.location is not None
+            and value.address == current.address
+        ):
+            return value.model_copy(update={"location": current.location})
+        return value
 
     def snapshot(self) -> OrderSnapshot:
         return OrderSnapshot(
@@ -182,3 +232,64 @@ class Order(Aggregate):
             created_at=self.created_at,
             updated_at=self.updated_at,
         )
+
+    def apply_platform_change(
+        self, draft: OrderDraft, *, cancel: bool, actor: str, reason: str, now: datetime
+    ) -> PlatformChangeOutcome:
+        """Take what a platform says the order now is: its editable fields where this status still
+        allows them (a locked field is skipped, not refused), then its cancellation where allowed."""
+        wanted = {name: getattr(draft, name) for name in PLATFORM_FIELDS}
+        wanted["items"] = list(draft.items)
+        for stop in STOPS:
+            # A platform that sends no coordinates for the address already here keeps the ones we have.
+            current, sent = getattr(self, stop), wanted[stop]
+            if sent.location is None and current.location is not None and sent.address == current.address:
+                wanted[stop] = sent.model_copy(update={"location": current.location})
+        differing = [name for name, value in wanted.items() if getattr(self, name) != value]
+        allowed = [
+            name
+            for name in differing
+            if self.status in EDITABLE_WHILE[name]
+            # A new address nobody could locate would take the coordinates away from a located order.
+            and not (name in STOPS and wanted[name].location is None and self.status is not S.NEEDS_ATTENTION)
+        ]
+        skipped = [name for name in differing if name not in allowed]
+        changed: list[str] = []
+        if allowed:
+            try:
+                changed = self.amend({name: wanted[name] for name in allowed}, now=now)
+            except OrderTotalTooLarge:
+                skipped, changed = differing, []
+        cancelled = False
+        cancel_refused: str | None = None
+        if cancel and self.status is not S.CANCELLED:
+            if S.CANCELLED in self.allowed_statuses:
+                self.move_to(S.CANCELLED, actor=actor, reason=reason, now=now)
+                cancelled = True
+            else:
+                cancel_refused = f"an order that is {self.status.value} can no longer be cancelled"
+        return PlatformChangeOutcome(
+            changed=changed, skipped=skipped, cancelled=cancelled, cancel_refused=cancel_refused
+        )
+
+
+# What a platform's later snapshot of an order may change (its currency and ids never change).
+PLATFORM_FIELDS = (
+    "merchant_id",
+    "pickup",
+    "dropoff",
+    "customer",
+    "items",
+    "delivery_fee",
+    "tip",
+    "notes",
+    "payment",
+)
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformChangeOutcome:
+    changed: list[str]
+    skipped: list[str]
+    cancelled: bool
+    cancel_refused: str | None

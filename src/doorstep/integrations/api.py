@@ -11,10 +11,17 @@ from pydantic import BaseModel, Field
 
 from doorstep.infra.service import Service
 from doorstep.integrations import views
-from doorstep.integrations.domain.commands import OpenConnection, ReceiveWebhook, ReplayDelivery
+from doorstep.integrations.domain.commands import (
+    ChangeMapping,
+    OpenConnection,
+    ReceiveWebhook,
+    ReplayDelivery,
+    TryMapping,
+)
 from doorstep.integrations.domain.errors import DeliveryNotFound, PayloadTooLarge
 from doorstep.integrations.domain.model import Connection, DeliveryStatus, InboundDelivery
 from doorstep.integrations.handlers import Receipt
+from doorstep.integrations.ports import MappedOrder
 from doorstep.kernel.auth import PUBLIC, Principal, Requires
 from doorstep.kernel.pagination import Page
 
@@ -133,6 +140,68 @@ async def open_connection(
         )
     )
     return NewConnectionOut(**_connection_out(request, connection), secret=connection.secret)
+
+
+class MappingIn(BaseModel):
+    mapping: dict[str, Any] = Field(
+        description="Doorstep order fields to JSONPath rules, e.g. "
+        '`{"external_id": "$.id", "items": {"path": "$.lines[*]", "fields": {...}}, ...}`.'
+    )
+
+
+class MappingTestIn(BaseModel):
+    payload: Any = Field(description="A sample payload as the sender posts it (decrypted).")
+    mapping: dict[str, Any] | None = Field(
+        default=None, description="A draft mapping to try instead of the stored one (nothing is stored)."
+    )
+
+
+class MappingTestOut(BaseModel):
+    external_id: str
+    change: str
+    version: int | None
+    draft: dict[str, Any]
+
+
+@router.put(
+    "/connections/{connection_id}/mapping",
+    summary="Replace a json_mapping connection's mapping (checked before it is stored)",
+)
+async def change_mapping(
+    connection_id: str, body: MappingIn, request: Request, principal: Manages, service: IntegrationsService
+) -> ConnectionOut:
+    connection: Connection = await service.bus.handle(
+        ChangeMapping(
+            tenant_id=principal.tenant_id,
+            connection_id=connection_id,
+            mapping=body.mapping,
+            actor=principal.actor,
+        )
+    )
+    return ConnectionOut(**_connection_out(request, connection))
+
+
+@router.post(
+    "/connections/{connection_id}/mapping/test",
+    summary="Map a sample payload with the stored (or a draft) mapping; nothing is stored",
+)
+async def test_mapping(
+    connection_id: str, body: MappingTestIn, principal: Manages, service: IntegrationsService
+) -> MappingTestOut:
+    mapped: MappedOrder = await service.bus.handle(
+        TryMapping(
+            tenant_id=principal.tenant_id,
+            connection_id=connection_id,
+            payload=body.payload,
+            mapping=body.mapping,
+        )
+    )
+    return MappingTestOut(
+        external_id=mapped.external_id,
+        change=mapped.change.value,
+        version=mapped.version,
+        draft=mapped.draft.model_dump(mode="json"),
+    )
 
 
 @router.get("/connections", summary="The tenant's platform connections")

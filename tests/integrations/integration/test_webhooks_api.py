@@ -224,7 +224,7 @@ async def test_an_unknown_platform_is_a_422_naming_platform(platform: RunningPla
     # When it connects a platform Doorstep has no adapter for
     response = await platform.client.post(
         "/v1/integrations/connections",
-        json={"platform": "woocommerce", "settings": {"pickup": PICKUP}},
+        json={"platform": "magento", "settings": {"pickup": PICKUP}},
         headers=tenant.headers,
     )
 
@@ -408,7 +408,7 @@ async def test_the_same_order_under_a_new_webhook_id_is_still_one_order(platform
     assert order["external_id"] == SHOPIFY_ORDER_ID
 
 
-async def test_an_order_without_coordinates_is_logged_as_failed_and_makes_no_order(
+async def test_an_order_without_coordinates_is_kept_and_waits_for_a_dispatcher(
     platform: RunningPlatform,
 ) -> None:
     # Given a Shopify connection
@@ -423,22 +423,40 @@ async def test_an_order_without_coordinates_is_logged_as_failed_and_makes_no_ord
         webhook_id="wh-1",
     )
 
-    # Then it is accepted (Shopify must not retry it) but recorded as failed
+    # Then it is accepted and mapped: the address alone is enough, nothing is dropped
     assert response.status_code == 202
     receipt = response.json()
-    assert receipt["status"] == "failed"
-    assert receipt["duplicate"] is False
-    # And the failed list names the Shopify field and the reason
-    [failed] = await inbound_of(platform, tenant, status="failed")
-    assert failed["id"] == receipt["delivery_id"]
-    assert failed["failure_field"] == "shipping_address.latitude"
-    assert failed["failure_reason"] == "shipping address has no coordinates"
-    assert failed["external_id"] is None
-    assert failed["attempts"] == 1
-    assert await inbound_of(platform, tenant, status="mapped") == []
-    # And no order is made
+    assert (receipt["status"], receipt["duplicate"]) == ("mapped", False)
+    assert await inbound_of(platform, tenant, status="failed") == []
+    [mapped] = await inbound_of(platform, tenant, status="mapped")
+    assert (mapped["id"], mapped["external_id"]) == (receipt["delivery_id"], SHOPIFY_ORDER_ID)
+    # And the order exists, its drop-off without a location, waiting for a dispatcher
     await platform.settle()
-    assert await orders_of(platform, tenant) == []
+    [order] = await orders_of(platform, tenant)
+    assert (order["source"], order["external_id"]) == ("shopify", SHOPIFY_ORDER_ID)
+    assert order["status"] == "needs_attention"
+    assert order["dropoff"]["location"] is None
+
+
+async def test_an_order_without_coordinates_at_an_address_the_geocoder_knows_is_placed_located(
+    platform: RunningPlatform,
+) -> None:
+    # Given a Shopify connection, and a shipping address the (offline) geocoder knows
+    tenant = await platform.new_tenant()
+    connection = await open_connection(platform, tenant)
+    order = fixture_json("shopify_orders_create.json")
+    order["shipping_address"]["address1"] = "Torstraße 110"
+
+    # When the order arrives without coordinates
+    response = await send_shopify(platform, connection, without_coordinates(order), webhook_id="wh-1")
+
+    # Then the order is placed with the geocoded drop-off
+    assert response.status_code == 202
+    await platform.settle()
+    [placed] = await orders_of(platform, tenant)
+    assert placed["status"] == "placed"
+    assert placed["dropoff"]["address"].startswith("Torstraße 110, ")
+    assert placed["dropoff"]["location"] is not None
 
 
 async def test_a_body_that_is_not_json_is_logged_as_failed(platform: RunningPlatform) -> None:

@@ -310,9 +310,17 @@ def test_unknown_fields_are_rejected_like_the_rest_api_does() -> None:
 # --- registry -----------------------------------------------------------------------------------
 
 
-def test_the_registry_knows_doorstep_and_shopify() -> None:
+def test_the_registry_knows_every_inbound_platform() -> None:
     # when / then
-    assert set(PLATFORMS) == {"doorstep", "shopify"}
+    assert set(PLATFORMS) == {
+        "doorstep",
+        "shopify",
+        "woocommerce",
+        "square",
+        "doordash_drive",
+        "ubereats",
+        "json_mapping",
+    }
     assert all(adapter.name == name for name, adapter in PLATFORMS.items())
     assert isinstance(platform_adapter("doorstep"), DoorstepAdapter)
 
@@ -320,9 +328,11 @@ def test_the_registry_knows_doorstep_and_shopify() -> None:
 def test_an_unknown_platform_is_a_lookup_error() -> None:
     # when
     with pytest.raises(UnknownPlatform) as caught:
-        platform_adapter("woocommerce")
+        platform_adapter("magento")
 
     # then
     assert isinstance(caught.value, LookupError)
-    assert caught.value.name == "woocommerce"
-    assert str(caught.value) == "unknown platform 'woocommerce'; known: doorstep, shopify"
+    assert caught.value.name == "magento"
+    assert str(caught.value) == (
+        "unknown platform 'magento'; known: doordash_drive, doorstep, json_mapping, shopify, square, ubereats, woocommerce"
+    )

@@ -433,15 +433,23 @@ def test_a_payload_that_is_not_an_object_is_unmappable(given: Any) -> None:
     assert error.field is None
 
 
-@pytest.mark.parametrize(
-    "coordinates",
-    [
-        {"latitude": None, "longitude": None},
-        {"latitude": None, "longitude": 13.4138419},
-        {},
-    ],
-)
-def test_an_address_without_coordinates_is_unmappable(coordinates: dict[str, Any]) -> None:
+@pytest.mark.parametrize("coordinates", [{"latitude": None, "longitude": None}, {}])
+def test_an_address_without_coordinates_maps_to_a_stop_to_geocode(coordinates: dict[str, Any]) -> None:
+    # given
+    payload = order()
+    address = payload["shipping_address"]
+    del address["latitude"], address["longitude"]
+    address |= coordinates
+
+    # when
+    mapped = ShopifyAdapter().map_order(payload, settings=SETTINGS)
+
+    # then
+    assert mapped.draft.dropoff.location is None
+
+
+def test_an_address_with_half_its_coordinates_is_unmappable() -> None:
+    coordinates = {"latitude": None, "longitude": 13.4138419}
     # given
     payload = order()
     address = payload["shipping_address"]

@@ -32,6 +32,13 @@ class ConnectionRepository:
         row = (await self.connection.execute(select(connections).where(connections.c.token == token))).first()
         return connection_from_row(row) if row else None
 
+    async def save_settings(self, connection: Connection) -> None:
+        await self.connection.execute(
+            update(connections)
+            .where(connections.c.tenant_id == connection.tenant_id, connections.c.id == connection.id)
+            .values(settings=connection.settings)
+        )
+
     async def get(self, *, tenant_id: str, connection_id: str) -> Connection | None:
         row = (
             await self.connection.execute(

@@ -33,3 +33,21 @@ class LinkOrder(Command):
     order_id: str
     source: str
     external_id: str | None
+
+
+class ChangeMapping(Command):
+    """Store a `json_mapping` connection's mapping (checked first)."""
+
+    tenant_id: str
+    connection_id: str
+    mapping: dict[str, Any]
+    actor: str = "system"
+
+
+class TryMapping(Command):
+    """Map a sample payload with a connection's mapping, or with a draft `mapping` not stored yet."""
+
+    tenant_id: str
+    connection_id: str
+    payload: Any
+    mapping: dict[str, Any] | None = None

@@ -30,3 +30,8 @@ class PayloadTooLarge(DoorstepError):
     slug = "payload-too-large"
     title = "The webhook body is too large"
     status = 413
+
+
+class PayloadNotMappable(InvalidInput):
+    slug = "payload-not-mappable"
+    title = "The sample payload does not map to an order"

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
+from doorstep.integrations.adapters.platforms.doordash_drive import DoorDashDriveAdapter
 from doorstep.integrations.adapters.platforms.doorstep_json import DoorstepAdapter
+from doorstep.integrations.adapters.platforms.json_mapping import JsonMappingAdapter
 from doorstep.integrations.adapters.platforms.shopify import ShopifyAdapter
+from doorstep.integrations.adapters.platforms.square import SquareAdapter
+from doorstep.integrations.adapters.platforms.ubereats import UberEatsAdapter
+from doorstep.integrations.adapters.platforms.woocommerce import WooCommerceAdapter
 from doorstep.integrations.ports import PlatformAdapter
 
 
@@ -15,7 +20,15 @@ class UnknownPlatform(LookupError):
         self.name = name
 
 
-PLATFORMS: dict[str, PlatformAdapter] = {"doorstep": DoorstepAdapter(), "shopify": ShopifyAdapter()}
+PLATFORMS: dict[str, PlatformAdapter] = {
+    "doorstep": DoorstepAdapter(),
+    "shopify": ShopifyAdapter(),
+    "woocommerce": WooCommerceAdapter(),
+    "square": SquareAdapter(),
+    "doordash_drive": DoorDashDriveAdapter(),
+    "ubereats": UberEatsAdapter(),
+    "json_mapping": JsonMappingAdapter(),
+}
 
 
 def platform_adapter(name: str) -> PlatformAdapter:

@@ -71,7 +71,9 @@ class DoorstepAdapter:
     def __init__(self, clock: Callable[[], float] = time.time) -> None:
         self._clock = clock
 
-    def verify(self, *, headers: Mapping[str, str], body: bytes, secret: str) -> None:
+    def verify(
+        self, *, headers: Mapping[str, str], body: bytes, secret: str, settings: Mapping[str, Any] = {}
+    ) -> None:
         """Raise `SignatureInvalid` unless a v1 signature matches and its timestamp is recent."""
         header = headers.get(SIGNATURE_HEADER)
         if header is None or not header.strip():

@@ -6,7 +6,6 @@ import base64
 import binascii
 import hashlib
 import hmac
-import math
 import re
 from collections.abc import Mapping
 from typing import Any
@@ -15,8 +14,18 @@ from pydantic import ValidationError
 
 from doorstep.contracts.orders import OrderDraft, PaymentMethod, PaymentStatus
 from doorstep.integrations.adapters.platforms.doorstep_json import field_path
-from doorstep.integrations.ports import MappedOrder, SignatureInvalid, UnmappablePayload
-from doorstep.kernel.money import InvalidAmount, to_minor_units
+from doorstep.integrations.adapters.platforms.drafts import microseconds
+from doorstep.integrations.adapters.platforms.fields import (
+    amount,
+    coordinate,
+    first_text,
+    full_name,
+    json_list,
+    json_object,
+    quantity,
+    text,
+)
+from doorstep.integrations.ports import MappedOrder, OrderChange, SignatureInvalid, UnmappablePayload
 
 HMAC_HEADER = "x-shopify-hmac-sha256"
 WEBHOOK_ID_HEADER = "x-shopify-webhook-id"
@@ -71,82 +80,6 @@ def payment_status(financial_status: str | None) -> PaymentStatus:
     return _STATUSES.get((financial_status or "").strip().lower(), PaymentStatus.PENDING)
 
 
-def _text(value: Any, field: str) -> str | None:
-    """The value as stripped text, None when absent or blank."""
-    if value is None:
-        return None
-    if isinstance(value, bool) or not isinstance(value, str | int | float):
-        raise UnmappablePayload("not a string", field=field)
-    text = str(value).strip()
-    return text or None
-
-
-def _object(value: Any, field: str) -> Mapping[str, Any] | None:
-    if value is None:
-        return None
-    if not isinstance(value, Mapping):
-        raise UnmappablePayload("not a JSON object", field=field)
-    return value
-
-
-def _list(value: Any, field: str) -> list[Any]:
-    if value is None:
-        return []
-    if not isinstance(value, list):
-        raise UnmappablePayload("not a list", field=field)
-    return value
-
-
-def _amount(value: Any, currency: str, field: str) -> int:
-    if isinstance(value, bool):
-        raise UnmappablePayload(f"{value!r} is not an amount", field=field)
-    try:
-        return to_minor_units(value, currency)
-    except InvalidAmount as exc:
-        raise UnmappablePayload(str(exc), field=field) from None
-    except ArithmeticError:
-        # decimal overflows on absurd exponents such as "1e999999" rather than calling them invalid.
-        raise UnmappablePayload(f"{value!r} is out of range", field=field) from None
-
-
-def _quantity(value: Any, field: str) -> int:
-    if isinstance(value, str) and value.strip().isascii() and value.strip().isdigit():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise UnmappablePayload(f"{value!r} is not a whole number", field=field)
-    if value < 1:
-        raise UnmappablePayload("must be at least 1", field=field)
-    return value
-
-
-def _coordinate(value: Any, field: str) -> float:
-    if value is None:
-        raise UnmappablePayload("shipping address has no coordinates", field=field)
-    try:
-        if isinstance(value, bool) or not isinstance(value, str | int | float):
-            raise ValueError
-        number = float(value)
-    except ValueError:
-        raise UnmappablePayload(f"{value!r} is not a coordinate", field=field) from None
-    if not math.isfinite(number):
-        raise UnmappablePayload(f"{value!r} is not a coordinate", field=field)
-    return number
-
-
-def _first(*candidates: tuple[Any, str]) -> tuple[str | None, str | None]:
-    """The first non-blank text among `(value, field)` pairs, with the field it came from."""
-    for value, field in candidates:
-        text = _text(value, field)
-        if text is not None:
-            return text, field
-    return None, None
-
-
-def _full_name(person: Mapping[str, Any], base: str) -> str | None:
-    parts = (_text(person.get(key), f"{base}.{key}") for key in ("first_name", "last_name"))
-    return " ".join(part for part in parts if part) or None
-
-
 class _OrderMapping:
     """One payload's mapping; remembers where each draft field came from to name Shopify's field on errors."""
 
@@ -170,7 +103,7 @@ class _OrderMapping:
     def build(self) -> MappedOrder:
         external_id = self._external_id()
         currency = self._currency()
-        pickup = _object(self.settings.get("pickup"), "settings.pickup")
+        pickup = json_object(self.settings.get("pickup"), "settings.pickup")
         if pickup is None:
             raise UnmappablePayload("the connection has no pickup stop configured", field="settings.pickup")
         dropoff = self._dropoff()
@@ -184,7 +117,7 @@ class _OrderMapping:
             "currency": currency,
             "tip": self._tip(currency),
             "delivery_fee": self._delivery_fee(currency),
-            "notes": _text(self.payload.get("note"), "note"),
+            "notes": text(self.payload.get("note"), "note"),
             "payment": self._payment(),
         }
         try:
@@ -192,7 +125,22 @@ class _OrderMapping:
         except ValidationError as exc:
             first = exc.errors()[0]
             raise UnmappablePayload(first["msg"], field=self._source(first["loc"])) from None
-        return MappedOrder(external_id=external_id, draft=draft)
+        return MappedOrder(
+            external_id=external_id, draft=draft, change=self._change(), version=self._version()
+        )
+
+    def _change(self) -> OrderChange:
+        """`orders/cancelled` and `orders/updated` carry the whole order: its fields say which it is."""
+        if self.payload.get("cancelled_at"):
+            return OrderChange.CANCELLED
+        updated = self.payload.get("updated_at")
+        if updated is not None and updated != self.payload.get("created_at"):
+            return OrderChange.UPDATED
+        return OrderChange.PLACED
+
+    def _version(self) -> int | None:
+        updated = self.payload.get("updated_at")
+        return None if updated is None else microseconds(updated, "updated_at")
 
     def _source(self, loc: Loc) -> str:
         """The Shopify field behind a draft field: the longest recorded prefix, plus the rest of the path."""
@@ -216,15 +164,15 @@ class _OrderMapping:
         return value.strip().upper()
 
     def _dropoff(self) -> dict[str, Any]:
-        address = _object(self.payload.get("shipping_address"), "shipping_address")
+        address = json_object(self.payload.get("shipping_address"), "shipping_address")
         if address is None:
             raise UnmappablePayload("order has no shipping address", field="shipping_address")
-        customer = _object(self.payload.get("customer"), "customer") or {}
-        name = _text(address.get("name"), "shipping_address.name") or _full_name(address, "shipping_address")
+        customer = json_object(self.payload.get("customer"), "customer") or {}
+        name = text(address.get("name"), "shipping_address.name") or full_name(address, "shipping_address")
         if name is None:
             raise UnmappablePayload("shipping address has no recipient name", field="shipping_address.name")
         parts = (
-            _text(address.get(key), f"shipping_address.{key}")
+            text(address.get(key), f"shipping_address.{key}")
             for key in ("address1", "address2", "city", "zip", "province", "country")
         )
         street = ", ".join(part for part in parts if part)
@@ -232,15 +180,20 @@ class _OrderMapping:
             raise UnmappablePayload(
                 "shipping address has no street address", field="shipping_address.address1"
             )
-        phone, phone_source = _first(
+        phone, phone_source = first_text(
             (address.get("phone"), "shipping_address.phone"),
             (customer.get("phone"), "customer.phone"),
             (self.payload.get("phone"), "phone"),
         )
-        location = {
-            "lat": _coordinate(address.get("latitude"), "shipping_address.latitude"),
-            "lon": _coordinate(address.get("longitude"), "shipping_address.longitude"),
-        }
+        # Without coordinates the stop goes on by address alone: the orders service geocodes it.
+        location = (
+            None
+            if address.get("latitude") is None and address.get("longitude") is None
+            else {
+                "lat": coordinate(address.get("latitude"), "shipping_address.latitude"),
+                "lon": coordinate(address.get("longitude"), "shipping_address.longitude"),
+            }
+        )
         self.sources |= {
             ("dropoff", "name"): "shipping_address.name",
             ("dropoff", "address"): "shipping_address.address1",
@@ -251,13 +204,13 @@ class _OrderMapping:
         return {"name": name, "address": street, "phone": phone, "location": location}
 
     def _customer(self, recipient: str) -> dict[str, Any]:
-        customer = _object(self.payload.get("customer"), "customer") or {}
-        address = _object(self.payload.get("shipping_address"), "shipping_address") or {}
-        name = _full_name(customer, "customer")
-        email, email_source = _first(
+        customer = json_object(self.payload.get("customer"), "customer") or {}
+        address = json_object(self.payload.get("shipping_address"), "shipping_address") or {}
+        name = full_name(customer, "customer")
+        email, email_source = first_text(
             (self.payload.get("email"), "email"), (customer.get("email"), "customer.email")
         )
-        phone, phone_source = _first(
+        phone, phone_source = first_text(
             (customer.get("phone"), "customer.phone"),
             (self.payload.get("phone"), "phone"),
             (address.get("phone"), "shipping_address.phone"),
@@ -270,16 +223,16 @@ class _OrderMapping:
         return {"name": name or recipient, "email": email, "phone": phone}
 
     def _items(self, currency: str) -> list[dict[str, Any]]:
-        lines = _list(self.payload.get("line_items"), "line_items")
+        lines = json_list(self.payload.get("line_items"), "line_items")
         if not lines:
             raise UnmappablePayload("order has no line items", field="line_items")
         items = []
         for i, raw in enumerate(lines):
             base = f"line_items[{i}]"
-            line = _object(raw, base)
+            line = json_object(raw, base)
             if line is None:
                 raise UnmappablePayload("not a JSON object", field=base)
-            name, name_source = _first(
+            name, name_source = first_text(
                 (line.get("title"), f"{base}.title"), (line.get("name"), f"{base}.name")
             )
             if name is None:
@@ -287,9 +240,9 @@ class _OrderMapping:
             items.append(
                 {
                     "name": name,
-                    "sku": _text(line.get("sku"), f"{base}.sku"),
-                    "quantity": _quantity(line.get("quantity"), f"{base}.quantity"),
-                    "unit_price": _amount(line.get("price"), currency, f"{base}.price"),
+                    "sku": text(line.get("sku"), f"{base}.sku"),
+                    "quantity": quantity(line.get("quantity"), f"{base}.quantity"),
+                    "unit_price": amount(line.get("price"), currency, f"{base}.price"),
                 }
             )
             self.sources |= {
@@ -303,17 +256,17 @@ class _OrderMapping:
 
     def _delivery_fee(self, currency: str) -> int:
         total = 0
-        for i, raw in enumerate(_list(self.payload.get("shipping_lines"), "shipping_lines")):
-            line = _object(raw, f"shipping_lines[{i}]") or {}
-            total += _amount(line.get("price"), currency, f"shipping_lines[{i}].price")
+        for i, raw in enumerate(json_list(self.payload.get("shipping_lines"), "shipping_lines")):
+            line = json_object(raw, f"shipping_lines[{i}]") or {}
+            total += amount(line.get("price"), currency, f"shipping_lines[{i}].price")
         return total
 
     def _tip(self, currency: str) -> int:
         value = self.payload.get("total_tip_received")
-        return 0 if value is None else _amount(value, currency, "total_tip_received")
+        return 0 if value is None else amount(value, currency, "total_tip_received")
 
     def _payment(self) -> dict[str, str]:
-        gateways = _list(self.payload.get("payment_gateway_names"), "payment_gateway_names")
+        gateways = json_list(self.payload.get("payment_gateway_names"), "payment_gateway_names")
         status = self.payload.get("financial_status")
         return {
             "method": payment_method([g for g in gateways if isinstance(g, str)]),
@@ -326,7 +279,9 @@ class ShopifyAdapter:
 
     name: str = "shopify"
 
-    def verify(self, *, headers: Mapping[str, str], body: bytes, secret: str) -> None:
+    def verify(
+        self, *, headers: Mapping[str, str], body: bytes, secret: str, settings: Mapping[str, Any] = {}
+    ) -> None:
         """Raise `SignatureInvalid` unless `X-Shopify-Hmac-Sha256` is the body's HMAC under `secret`."""
         header = headers.get(HMAC_HEADER)
         if header is None or not header.strip():
@@ -346,7 +301,7 @@ class ShopifyAdapter:
         return headers.get(WEBHOOK_ID_HEADER) or None
 
     def map_order(self, payload: Any, *, settings: Mapping[str, Any]) -> MappedOrder:
-        """Map a Shopify order; the pickup stop and merchant come from the connection's settings."""
+        """Map a Shopify order (`orders/create`, `orders/updated`, `orders/cancelled`); the pickup stop and merchant come from the connection's settings."""
         if not isinstance(payload, Mapping):
             raise UnmappablePayload("payload is not a JSON object")
         return _OrderMapping(payload, settings).build()

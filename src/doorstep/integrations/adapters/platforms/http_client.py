@@ -1,0 +1,50 @@
+"""The `PlatformClient` over httpx: one pooled client, created on first use, never at import."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+
+from doorstep.integrations.ports import FetchFailed, FetchRequest
+
+# A platform that takes longer than this is treated as down; the delivery stays replayable.
+FETCH_TIMEOUT_SECONDS = 10.0
+
+
+class HttpxPlatformClient:
+    def __init__(
+        self, *, timeout: float = FETCH_TIMEOUT_SECONDS, transport: httpx.AsyncBaseTransport | None = None
+    ):
+        self._timeout = timeout
+        self._transport = transport
+        self._client: httpx.AsyncClient | None = None
+
+    async def fetch(self, request: FetchRequest) -> Any:
+        if self._client is None:
+            self._client = httpx.AsyncClient(timeout=self._timeout, transport=self._transport)
+        try:
+            response = await self._client.request(
+                request.method,
+                request.url,
+                headers=dict(request.headers),
+                data=dict(request.form) if request.form is not None else None,
+                json=request.json,
+            )
+        except httpx.HTTPError as error:
+            raise FetchFailed(f"{request.method} {request.url} failed: {error!r}") from None
+        if not response.is_success:
+            raise FetchFailed(
+                f"{request.method} {request.url} answered {response.status_code}: {response.text[:200]}"
+            )
+        try:
+            return response.json()
+        except ValueError:
+            raise FetchFailed(
+                f"{request.method} {request.url} answered with a body that is not JSON"
+            ) from None
+
+    async def close(self) -> None:
+        if self._client is not None:
+            await self._client.aclose()
+            self._client = None

@@ -39,6 +39,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/intake.py --write-docs
 	$(VENV)/bin/python bench/csv_import.py --write-docs
 	$(VENV)/bin/python bench/gateway.py --write-docs
+	$(VENV)/bin/python bench/webhooks.py --write-docs
 
 clean:
 	rm -rf $(VENV) .tools .doorstep .pytest_cache .mypy_cache .ruff_cache

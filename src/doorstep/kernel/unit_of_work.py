@@ -260,8 +260,15 @@ class DeliveryBatch:
     one_by_one: set[object] = field(default_factory=set)
     _positions: dict[str, int] | None = None
 
-    def ahead(self, envelope: CloudEvent, *, skip: Collection[str] = ()) -> list[CloudEvent]:
-        """`envelope` and the events of its type after it, each once, leaving out the ids in `skip`."""
+    def ahead(
+        self,
+        envelope: CloudEvent,
+        *,
+        skip: Collection[str] = (),
+        accepts: Callable[[CloudEvent], bool] | None = None,
+    ) -> list[CloudEvent]:
+        """`envelope` and the events after it that `accepts` (by default: of its type), each once, in
+        the order delivered, leaving out the ids in `skip`."""
         if self._positions is None:
             self._positions = {}
             for index, event in enumerate(self.events):
@@ -271,7 +278,8 @@ class DeliveryBatch:
             return [envelope]
         together: dict[str, CloudEvent] = {}
         for event in self.events[start:]:
-            if event.type == envelope.type and event.id not in skip:
+            wanted = event.type == envelope.type if accepts is None else accepts(event)
+            if wanted and event.id not in skip:
                 together.setdefault(event.id, event)
         return list(together.values())
 
@@ -281,22 +289,27 @@ delivery_batch: ContextVar[DeliveryBatch | None] = ContextVar("delivery_batch", 
 BatchHandler = Callable[[Sequence[CloudEvent]], Awaitable[None]]
 
 
-def handle_together(handle: BatchHandler) -> Callable[[CloudEvent], Awaitable[None]]:
+def handle_together(
+    handle: BatchHandler, *, accepts: Callable[[CloudEvent], bool] | None = None
+) -> Callable[[CloudEvent], Awaitable[None]]:
     """An event handler that hands `handle` the rest of its delivery batch at once.
 
     `handle(envelopes)` must handle all the envelopes it gets in one unit of work, each idempotently
     (by the inbox). Outside a `DeliveryBatch` it gets `[event]`. Within one it gets the event and the
-    later events of the same type that it has not handled yet; when their turn comes, the handler
+    later events it has not handled yet that `accepts` (by default: those of the same type; a handler
+    whose effects follow the order of several types accepts all of them), in the order delivered;
+    when their turn comes, the handler
     returns at once. At-least-once is as before: each event's effect has committed before its own call
     returns. If a batch fails, the event is handled alone, and so is every later one of that delivery,
     so that the broker retries and dead-letters only an event that fails on its own.
     """
-    return _Together(handle)
+    return _Together(handle, accepts)
 
 
 class _Together:
-    def __init__(self, handle: BatchHandler) -> None:
+    def __init__(self, handle: BatchHandler, accepts: Callable[[CloudEvent], bool] | None) -> None:
         self._handle = handle
+        self._accepts = accepts
 
     async def __call__(self, envelope: CloudEvent) -> None:
         batch = delivery_batch.get()
@@ -307,7 +320,7 @@ class _Together:
         if envelope.id in handled:
             return
         if self not in batch.one_by_one:
-            together = batch.ahead(envelope, skip=handled)
+            together = batch.ahead(envelope, skip=handled, accepts=self._accepts)
             if len(together) > 1:
                 try:
                     await self._handle(together)

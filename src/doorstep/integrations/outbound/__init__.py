@@ -1,0 +1,1 @@
+"""Outbound status webhooks: tenants' endpoints, signed deliveries (Standard Webhooks), retries."""

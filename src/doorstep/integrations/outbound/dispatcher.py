@@ -1,0 +1,178 @@
+"""The background worker that delivers due webhook messages.
+
+Each delivery runs in its own task, so a receiver that takes 15 s to time out holds only its own
+slots: at most `per_endpoint` messages per endpoint are in flight, and its circuit breaker keeps it out
+of the claims once it keeps failing. Leases make several instances safe side by side.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections import Counter
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import APIRouter, FastAPI
+
+from doorstep.integrations.outbound.handlers import ClaimDueMessages, Delivery, RecordOutcome, WebhookRuntime
+from doorstep.integrations.outbound.sender import WebhookSender
+from doorstep.integrations.outbound.ssrf import parse_networks
+from doorstep.kernel.bus import MessageBus
+from doorstep.kernel.settings import Settings
+
+log = structlog.get_logger()
+
+
+class Dispatcher:
+    def __init__(
+        self,
+        *,
+        bus: MessageBus,
+        sender: WebhookSender,
+        runtime: WebhookRuntime,
+        timeout: float,
+        concurrency: int = 100,
+        per_endpoint: int = 8,
+        poll_seconds: float = 1.0,
+    ) -> None:
+        self.bus = bus
+        self.sender = sender
+        self.runtime = runtime
+        self.concurrency = concurrency
+        self.per_endpoint = per_endpoint
+        self.poll_seconds = poll_seconds
+        self._lease_seconds = timeout + 60
+        self._in_flight: Counter[str] = Counter()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._wakeup = asyncio.Event()
+        self._loop: asyncio.Task[None] | None = None
+        runtime.wake = self.wake
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        if self._loop is None:
+            self._loop = asyncio.create_task(self._run(), name="webhook-dispatcher")
+
+    async def stop(self) -> None:
+        """Stop claiming and wait for the deliveries under way (each is bounded by the timeout)."""
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        await self.stop()
+        await self.sender.close()
+
+    async def run_once(self) -> int:
+        """Claim what is due now and deliver it; returns how many were delivered (for tests and tools)."""
+        deliveries = await self._claim()
+        if deliveries:
+            await asyncio.gather(*(self._deliver(delivery) for delivery in deliveries))
+        return len(deliveries)
+
+    async def _run(self) -> None:
+        while True:
+            self._wakeup.clear()
+            try:
+                deliveries = await self._claim()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("webhook_claim_failed")
+                deliveries = []
+            for delivery in deliveries:
+                task = asyncio.create_task(self._deliver(delivery))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            if not deliveries or len(self._tasks) >= self.concurrency:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self.poll_seconds)
+
+    async def _claim(self) -> list[Delivery]:
+        room = self.concurrency - len(self._tasks)
+        if room <= 0:
+            return []
+        busy = tuple(endpoint for endpoint, count in self._in_flight.items() if count >= self.per_endpoint)
+        deliveries: list[Delivery] = await self.bus.handle(
+            ClaimDueMessages(
+                limit=room, per_endpoint=self.per_endpoint, lease_seconds=self._lease_seconds, busy=busy
+            )
+        )
+        for delivery in deliveries:
+            self._in_flight[delivery.endpoint.id] += 1
+        return deliveries
+
+    async def _deliver(self, delivery: Delivery) -> None:
+        message, endpoint = delivery.message, delivery.endpoint
+        try:
+            now = self.runtime.clock()
+            outcome = await self.sender.send(
+                url=endpoint.url,
+                message_id=message.id,
+                body=message.body.encode(),
+                secrets=endpoint.signing_secrets(now),
+                now=now,
+            )
+            log.info(
+                "webhook_attempt",
+                endpoint_id=endpoint.id,
+                message_id=message.id,
+                status=outcome.status,
+                latency_ms=outcome.latency_ms,
+                error=outcome.error,
+            )
+            await self.bus.handle(
+                RecordOutcome(
+                    message_id=message.id,
+                    status=outcome.status,
+                    latency_ms=outcome.latency_ms,
+                    snippet=outcome.snippet,
+                    error=outcome.error,
+                    retry_after_seconds=outcome.retry_after.total_seconds() if outcome.retry_after else None,
+                )
+            )
+        except Exception:
+            # The lease runs out and the message is tried again; nothing is lost.
+            log.exception("webhook_delivery_failed", message_id=message.id)
+        finally:
+            self._in_flight[endpoint.id] -= 1
+            if self._in_flight[endpoint.id] <= 0:
+                del self._in_flight[endpoint.id]
+            self._wakeup.set()  # the next message of the same order may be due now
+
+
+def lifespan_router(dispatcher: Dispatcher) -> APIRouter:
+    """A router without routes whose lifespan runs the dispatcher while the app runs (after migrations)."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.webhook_dispatcher = dispatcher
+        await dispatcher.start()
+        try:
+            yield
+        finally:
+            await dispatcher.close()
+
+    return APIRouter(lifespan=lifespan)
+
+
+def webhook_runtime(settings: Settings) -> WebhookRuntime:
+    return WebhookRuntime(allowed=parse_networks(settings.webhooks_allowed_networks))
+
+
+def worker(settings: Settings, bus: MessageBus, runtime: WebhookRuntime) -> APIRouter:
+    sender = WebhookSender(
+        timeout=settings.webhooks_timeout_seconds, resolver=runtime.resolver, allowed=runtime.allowed
+    )
+    dispatcher = Dispatcher(
+        bus=bus, sender=sender, runtime=runtime, timeout=settings.webhooks_timeout_seconds
+    )
+    return lifespan_router(dispatcher)

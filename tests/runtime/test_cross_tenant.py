@@ -16,6 +16,7 @@ from typing import Any
 import httpx
 import pytest
 from tests.identity.integration.test_users import PROBLEM_JSON, create_user, signed_in
+from tests.integrations.integration.test_json_mapping_api import MAPPING, PICKUP, SAMPLE
 from tests.integrations.integration.test_webhooks_api import fixture_bytes, open_connection, send_shopify
 from tests.orders.integration.test_orders_api import order, place
 from tests.platform import RunningPlatform, Tenant
@@ -103,6 +104,66 @@ async def an_inbound_delivery(a: TenantA) -> Made:
     return Made({"delivery_id": delivery_id}, lambda: a.sees(f"/v1/integrations/inbound/{delivery_id}"))
 
 
+async def a_webhook_endpoint(a: TenantA) -> Made:
+    # `.invalid` never resolves: accepted at registration, and no delivery ever leaves the machine.
+    response = await a.platform.client.post(
+        "/v1/integrations/webhook-endpoints",
+        json={"url": f"https://{a.unique('receiver')}.invalid/hooks", "event_types": ["order.*"]},
+        headers=a.admin,
+    )
+    assert response.status_code == 201, response.text
+    endpoint_id: str = response.json()["id"]
+
+    async def seen() -> object:
+        # What B could change; its health (failing_since) moves as the worker tries the dead receiver.
+        found = await a.sees(f"/v1/integrations/webhook-endpoints/{endpoint_id}")
+        return {key: found[key] for key in ("url", "event_types", "description", "enabled", "updated_at")}
+
+    return Made({"endpoint_id": endpoint_id}, seen)
+
+
+async def a_webhook_message(a: TenantA) -> Made:
+    endpoint = await a_webhook_endpoint(a)
+    endpoint_id = endpoint.params["endpoint_id"]
+    response = await a.platform.client.post(
+        f"/v1/integrations/webhook-endpoints/{endpoint_id}/test", headers=a.admin
+    )
+    assert response.status_code == 202, response.text
+    message_id: str = response.json()["id"]
+
+    async def seen() -> object:
+        # A's orders made meanwhile add messages of their own, and the worker keeps trying this one.
+        listed = await a.sees(f"/v1/integrations/webhook-endpoints/{endpoint_id}/messages")
+        return [(m["id"], m["event_type"]) for m in listed["items"] if m["id"] == message_id]
+
+    return Made({"endpoint_id": endpoint_id, "message_id": message_id}, seen)
+
+
+async def a_ticket(a: TenantA) -> Made:
+    placed = await place(a.platform, a.tenant, order(external_id=a.unique("T")))
+    response = await a.platform.client.post(
+        "/v1/tickets",
+        json={"subject_type": "order", "subject_id": placed["id"], "title": a.unique("Ticket")},
+        headers=a.admin,
+    )
+    assert response.status_code == 201, response.text
+    ticket_id: str = response.json()["id"]
+    return Made({"ticket_id": ticket_id}, lambda: a.sees(f"/v1/tickets/{ticket_id}"))
+
+
+async def a_mapping_connection(a: TenantA) -> Made:
+    connection = await open_connection(
+        a.platform, a.tenant, "json_mapping", settings={"pickup": PICKUP, "mapping": MAPPING}
+    )
+    connection_id: str = connection["connection_id"]
+
+    async def seen() -> object:
+        listed = (await a.sees("/v1/integrations/connections"))["items"]
+        return [item for item in listed if item["connection_id"] == connection_id]
+
+    return Made({"connection_id": connection_id}, seen)
+
+
 # Path parameter -> how to make, in tenant A, the object it names. A new object type needs a line here.
 OBJECTS: dict[str, Callable[[TenantA], Awaitable[Made]]] = {
     "api_key_id": an_api_key,
@@ -110,6 +171,10 @@ OBJECTS: dict[str, Callable[[TenantA], Awaitable[Made]]] = {
     "user_id": a_user,
     "order_id": an_order,
     "delivery_id": an_inbound_delivery,
+    "endpoint_id": a_webhook_endpoint,
+    "message_id": a_webhook_message,
+    "ticket_id": a_ticket,
+    "connection_id": a_mapping_connection,
 }
 
 # Path parameters that name something every tenant has its own of, not one tenant's object: the same
@@ -130,6 +195,12 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/v1/identity/me/addresses/{address_id}"): {"label": "Taken over"},
     ("PATCH", "/v1/orders/{order_id}"): {"notes": "taken over"},
     ("POST", "/v1/orders/{order_id}/status"): {"status": "cancelled", "reason": "taken over"},
+    ("PATCH", "/v1/integrations/webhook-endpoints/{endpoint_id}"): {"enabled": False},
+    ("POST", "/v1/integrations/webhook-endpoints/{endpoint_id}/replay"): {"since": "2020-01-01T00:00:00Z"},
+    ("PUT", "/v1/integrations/connections/{connection_id}/mapping"): {"mapping": MAPPING},
+    ("POST", "/v1/integrations/connections/{connection_id}/mapping/test"): {"payload": SAMPLE},
+    ("PATCH", "/v1/tickets/{ticket_id}"): {"status": "in_progress", "assignee": None},
+    ("POST", "/v1/tickets/{ticket_id}/comments"): {"body": "taken over"},
 }
 
 

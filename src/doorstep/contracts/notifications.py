@@ -12,7 +12,8 @@ from doorstep.kernel.messages import Event
 
 class NotificationRequested(Event):
     event_type = "doorstep.notifications.requested.v1"
-    producers: ClassVar[tuple[str, ...]] = ("identity",)  # every service that messages people, in time
+    # Every service that messages people, in time.
+    producers: ClassVar[tuple[str, ...]] = ("identity",)
     channel: Literal["email", "sms"]
     to: str
     template: str  # e.g. "identity.one_time_code", "identity.invitation"

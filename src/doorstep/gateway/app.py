@@ -64,7 +64,12 @@ _RESPONSE_DROPPED: Final = frozenset(
 # Answers up to this size (and of known length) are read whole; larger ones stream.
 _WHOLE_BODY_LIMIT: Final = 256 * 1024
 # Which service owns each `/v1/<area>`.
-AREAS: Final = {"identity": "identity", "orders": "orders", "integrations": "integrations"}
+AREAS: Final = {
+    "identity": "identity",
+    "orders": "orders",
+    "integrations": "integrations",
+    "tickets": "integrations",
+}
 
 
 class Upstreams:

@@ -7,24 +7,35 @@ from pathlib import Path
 from doorstep.infra.service import Service, assemble
 from doorstep.infra.shared import Shared
 from doorstep.integrations import api, consumers
+from doorstep.integrations.adapters.platforms.http_client import HttpxPlatformClient
 from doorstep.integrations.adapters.tables import inbox, outbox
 from doorstep.integrations.adapters.unit_of_work import IntegrationsUnitOfWork
 from doorstep.integrations.handlers import HANDLERS
+from doorstep.integrations.outbound import api as outbound_api
+from doorstep.integrations.outbound import dispatcher as outbound_dispatcher
+from doorstep.integrations.outbound.handlers import HANDLERS as OUTBOUND_HANDLERS
+from doorstep.integrations.tickets import api as tickets_api
+from doorstep.integrations.tickets.handlers import HANDLERS as TICKET_HANDLERS
 from doorstep.kernel.settings import Settings
 
 NAME = "integrations"
 
 
 def build(settings: Settings, shared: Shared | None = None) -> Service:
-    return assemble(
+    webhooks = outbound_dispatcher.webhook_runtime(settings)
+    service = assemble(
         name=NAME,
         settings=settings,
         unit_of_work=IntegrationsUnitOfWork,
         outbox=outbox,
         inbox=inbox,
-        handlers=HANDLERS,
+        handlers={**HANDLERS, **OUTBOUND_HANDLERS, **TICKET_HANDLERS},
         shared=shared,
         migrations=Path(__file__).parent / "migrations",
-        routers=[api.router],
+        routers=[api.router, outbound_api.router, tickets_api.router],
         consumers=consumers.subscriptions,
+        dependencies={"platform_client": HttpxPlatformClient(), "webhooks": webhooks},
     )
+    # The status-webhook worker runs while the app does, in every process that serves integrations.
+    service.routers = [*service.routers, outbound_dispatcher.worker(settings, service.bus, webhooks)]
+    return service

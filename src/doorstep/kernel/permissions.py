@@ -15,6 +15,8 @@ PERMISSIONS: dict[str, str] = {
     "orders.manage": "Change orders: amend, move along the lifecycle, cancel",
     "integrations.read": "See platform connections and the inbound log",
     "integrations.manage": "Connect platforms, replay inbound deliveries",
+    "tickets.read": "See support tickets",
+    "tickets.manage": "Open, assign, comment on and close support tickets",
     "dispatch.read": "See the fleet, jobs and live positions",
     "dispatch.assign": "Assign, unassign and reorder jobs; change dispatch policies",
     "dispatch.execute": "Carry out one's own jobs as a driver: positions, task steps, proof of delivery",
@@ -89,6 +91,9 @@ DEFAULT_ROLES: dict[Role, frozenset[str]] = {
             "reports.read",
             "users.read",
             "profile.self",
+            # The support desk: fulfilment follows up tickets on orders, deliveries and connections.
+            "tickets.read",
+            "tickets.manage",
         }
     ),
     Role.INVENTORY_ADMIN: frozenset(
@@ -97,16 +102,24 @@ DEFAULT_ROLES: dict[Role, frozenset[str]] = {
     Role.ANALYTICS_ADMIN: frozenset(
         {"reports.read", "orders.read", "dispatch.read", "wallet.read", "audit.read", "profile.self"}
     ),
+    # Dispatchers work the tickets on the orders they move.
     Role.DISPATCHER: frozenset(
         {"orders.read", "orders.manage", "dispatch.read", "dispatch.assign", "profile.self"}
+        | {"tickets.read", "tickets.manage"}
     ),
+    # Merchant staff open and comment on tickets about their merchants' orders, and see only those
+    # (their reach is their merchants): never the tenant's connections or webhook endpoints.
     Role.MERCHANT_STAFF: frozenset(
         {"orders.read", "orders.create", "orders.manage", "catalog.read", "catalog.manage", "profile.self"}
+        | {"tickets.read", "tickets.manage"}
     ),
     Role.DEALER: frozenset({"orders.read", "orders.create", "catalog.read", "wallet.read", "profile.self"}),
     Role.DRIVER: frozenset({"dispatch.execute", "profile.self"}),
     Role.CUSTOMER: frozenset({"orders.read", "orders.create", "catalog.read", "wallet.read", "profile.self"}),
-    Role.EMPLOYEE: frozenset({"orders.read", "catalog.read", "profile.self"}),
+    # Employees staff the support desk: they see, take on, comment on and close tickets.
+    Role.EMPLOYEE: frozenset(
+        {"orders.read", "catalog.read", "profile.self", "tickets.read", "tickets.manage"}
+    ),
 }
 assert set(DEFAULT_ROLES) == set(Role) == set(ROLE_REACH)
 assert all(perms <= set(PERMISSIONS) for perms in DEFAULT_ROLES.values())

@@ -64,3 +64,6 @@ order_links = Table(
 )
 
 outbox, inbox = messaging_tables(metadata)
+
+from doorstep.integrations.outbound import tables as outbound_tables  # noqa: E402, F401  (registers them)
+from doorstep.integrations.tickets import tables as ticket_tables  # noqa: E402, F401  (registers them)

@@ -1,0 +1,1 @@
+"""Support tickets on orders, inbound deliveries, connections and webhook endpoints."""

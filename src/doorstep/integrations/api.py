@@ -19,7 +19,7 @@ from doorstep.integrations.domain.commands import (
     TryMapping,
 )
 from doorstep.integrations.domain.errors import DeliveryNotFound, PayloadTooLarge
-from doorstep.integrations.domain.model import Connection, DeliveryStatus, InboundDelivery
+from doorstep.integrations.domain.model import Connection, DeliveryStatus, InboundDelivery, public_settings
 from doorstep.integrations.handlers import Receipt
 from doorstep.integrations.ports import MappedOrder
 from doorstep.kernel.auth import PUBLIC, Principal, Requires
@@ -106,7 +106,7 @@ def _connection_out(request: Request, connection: Connection) -> dict[str, Any]:
         "connection_id": connection.id,
         "platform": connection.platform,
         "webhook_url": webhook_url(request, connection),
-        "settings": connection.settings,
+        "settings": public_settings(connection.settings),
         "created_at": connection.created_at,
     }
 

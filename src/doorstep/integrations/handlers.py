@@ -32,7 +32,7 @@ from doorstep.integrations.domain.errors import (
     UnsupportedPlatform,
     WebhookSignatureInvalid,
 )
-from doorstep.integrations.domain.model import Connection, DeliveryStatus, InboundDelivery
+from doorstep.integrations.domain.model import Connection, DeliveryStatus, InboundDelivery, public_settings
 from doorstep.integrations.ports import (
     Configurable,
     Decoding,
@@ -88,7 +88,7 @@ async def open_connection(cmd: OpenConnection, *, uow: IntegrationsUnitOfWork) -
             object_id=connection.id,
             before=None,
             # Never the signing secret nor the webhook URL's token: both let a caller deliver orders.
-            after={"platform": connection.platform, "settings": connection.settings},
+            after={"platform": connection.platform, "settings": public_settings(connection.settings)},
         )
         await uow.commit()
     return connection

@@ -408,6 +408,39 @@ async def test_the_same_order_under_a_new_webhook_id_is_still_one_order(platform
     assert order["external_id"] == SHOPIFY_ORDER_ID
 
 
+async def test_credentials_in_a_connection_s_settings_are_never_shown_again(
+    platform: RunningPlatform,
+) -> None:
+    # Given a tenant
+    tenant = await platform.new_tenant()
+    settings = {
+        **SHOPIFY_SETTINGS,
+        "access_token": "shpat_secret_0123",
+        "api": {"consumer_secret": "cs_secret_4567", "base_url": "https://shop.example"},
+    }
+
+    # When it connects a platform with an API token and a nested consumer secret in its settings
+    opened = await open_connection(platform, tenant, settings=settings)
+    listed = await platform.client.get("/v1/integrations/connections", headers=tenant.headers)
+    await platform.settle()
+    audit = await platform.client.get(
+        "/v1/identity/audit", params={"action": "connection.opened"}, headers=tenant.headers
+    )
+
+    # Then the answers and the audit log show that they are set, never what they are
+    shown = {
+        **SHOPIFY_SETTINGS,
+        "access_token": "***",
+        "api": {"consumer_secret": "***", "base_url": "https://shop.example"},
+    }
+    assert opened["settings"] == shown
+    assert listed.json()["items"][0]["settings"] == shown
+    [entry] = audit.json()["items"]
+    assert entry["after"]["settings"] == shown
+    assert "secret_0123" not in listed.text + audit.text
+    assert "secret_4567" not in listed.text + audit.text
+
+
 async def test_an_order_without_coordinates_is_kept_and_waits_for_a_dispatcher(
     platform: RunningPlatform,
 ) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -10,6 +11,23 @@ from typing import Any
 
 from doorstep.kernel.aggregate import Aggregate
 from doorstep.kernel.ids import new_id
+
+# Settings whose names say they are credentials (an API token, a consumer secret, an encryption key):
+# stored for the adapters to use, never shown again, in answers or in the audit log.
+_SECRET_SETTING = re.compile(r"(secret|token|password|key)$", re.IGNORECASE)
+REDACTED = "***"
+
+
+def public_settings(settings: dict[str, Any]) -> dict[str, Any]:
+    """`settings` as it may be shown: credentials replaced by `REDACTED`, at any depth."""
+    return {
+        name: REDACTED
+        if _SECRET_SETTING.search(name) and value is not None
+        else public_settings(value)
+        if isinstance(value, dict)
+        else value
+        for name, value in settings.items()
+    }
 
 
 class DeliveryStatus(StrEnum):

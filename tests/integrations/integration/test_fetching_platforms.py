@@ -221,3 +221,25 @@ async def test_uber_eats_refusing_the_client_secret_is_a_failed_fetch() -> None:
             )
         await client.close()
     assert api.paths("GET") == []
+
+
+async def test_uber_eats_asks_for_a_new_token_after_a_failed_order_fetch() -> None:
+    async with partner_api() as api:
+        # Given Uber's API without the order yet, and tokens that live one hour
+        api.uber_client_secret = SECRET
+        api.uber_token_lifetime = 3600
+        adapter = UberEatsAdapter(clock=Clock())
+        client = HttpxPlatformClient()
+        notification = fixture("ubereats_orders_notification.json")
+
+        # When the fetch fails, and is tried again once the order is there
+        with pytest.raises(FetchFailed):
+            await adapter.fetch(notification, settings=uber_settings(api), secret=SECRET, client=client)
+        api.uber_orders[UBER_ORDER] = fixture("ubereats_order.json")
+        again = await adapter.fetch(notification, settings=uber_settings(api), secret=SECRET, client=client)
+        await client.close()
+
+    # Then the second try did not reuse the token of the failed one (it may have been revoked)
+    order_calls = [h["Authorization"] for m, path, h, _ in api.requests if m == "GET"]
+    assert order_calls == ["Bearer uber-token-1", "Bearer uber-token-2"]
+    assert again["order"]["id"] == UBER_ORDER

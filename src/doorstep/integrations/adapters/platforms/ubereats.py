@@ -99,9 +99,14 @@ class UberEatsAdapter:
         base = str(settings.get("api_base_url") or API_BASE_URL).rstrip("/")
         url = f"{base}{self._order_path(event)}"
         token = await self._token(settings, secret, client)
-        answer = await client.fetch(
-            FetchRequest(method="GET", url=url, headers={"Authorization": f"Bearer {token}"})
-        )
+        try:
+            answer = await client.fetch(
+                FetchRequest(method="GET", url=url, headers={"Authorization": f"Bearer {token}"})
+            )
+        except FetchFailed:
+            # Perhaps the token was revoked before its time: the replay of this delivery asks anew.
+            self._tokens.pop(_token_key(settings, secret), None)
+            raise
         return {"event": payload, "order": answer}
 
     def _order_path(self, event: Mapping[str, Any]) -> str:
@@ -122,9 +127,7 @@ class UberEatsAdapter:
 
     async def _token(self, settings: Mapping[str, Any], secret: str, client: PlatformClient) -> str:
         """A client-credentials token for `eats.order`, cached until shortly before it expires."""
-        token_url = str(settings.get("token_url") or OAUTH_URL)
-        client_id = str(settings.get("client_id") or "")
-        key = (token_url, client_id, hashlib.sha256(secret.encode()).hexdigest())
+        token_url, client_id, _ = key = _token_key(settings, secret)
         cached = self._tokens.get(key)
         now = self._clock()
         if cached is not None and now < cached.expires_at:
@@ -265,3 +268,10 @@ class UberEatsAdapter:
             else None
         )
         return MappedOrder(external_id=order_id, draft=draft, change=change, version=version)
+
+
+def _token_key(settings: Mapping[str, Any], secret: str) -> tuple[str, str, str]:
+    """Which cached token serves a connection: its token URL, client id and (a hash of) its secret."""
+    token_url = str(settings.get("token_url") or OAUTH_URL)
+    client_id = str(settings.get("client_id") or "")
+    return token_url, client_id, hashlib.sha256(secret.encode()).hexdigest()

@@ -20,6 +20,7 @@ class Received:
     headers: dict[str, str]
     body: bytes
     hanging: int  # requests hanging at the receiver when this one arrived
+    peer: object = None  # the sender's address and port: the same for requests on one connection
 
     @property
     def payload(self) -> dict[str, Any]:
@@ -41,14 +42,23 @@ class Receiver:
     scripts: dict[str, dict[tuple[str, str | None], list[int]]] = field(default_factory=dict)
     received: list[Received] = field(default_factory=list)
     hanging: int = 0
+    arrival: asyncio.Event = field(default_factory=asyncio.Event)
+
+    async def wait_for(self, count: int) -> None:
+        """Until `count` requests have arrived in all."""
+        while len(self.received) < count:
+            self.arrival.clear()
+            await self.arrival.wait()
 
     def at(self, path: str) -> list[Received]:
         return [r for r in self.received if r.path == path]
 
     async def handle(self, request: web.Request) -> web.Response:
         body = await request.read()
-        entry = Received(request.path, dict(request.headers), body, self.hanging)
+        peer = request.transport.get_extra_info("peername") if request.transport else None
+        entry = Received(request.path, dict(request.headers), body, self.hanging, peer)
         self.received.append(entry)
+        self.arrival.set()
         script = self.scripts.get(request.path, {}).get(entry.key)
         status = script.pop(0) if script else self.always.get(request.path, 204)
         if status == HANG:

@@ -3,6 +3,12 @@
 Each delivery runs in its own task, so a receiver that takes 15 s to time out holds only its own
 slots: at most `per_endpoint` messages per endpoint are in flight, and its circuit breaker keeps it out
 of the claims once it keeps failing. Leases make several instances safe side by side.
+
+Outcomes are written behind: a delivery that finishes hands its outcome to the flusher, which stores
+every outcome waiting at that moment in one transaction (at once when it is idle; the next batch
+gathers while one is being written). Until then the message keeps its lease, so nothing claims it or
+the next message of its order; should the process die first, the lease runs out and the message is
+sent again (at least once, never lost).
 """
 
 from __future__ import annotations
@@ -16,7 +22,13 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import APIRouter, FastAPI
 
-from doorstep.integrations.outbound.handlers import ClaimDueMessages, Delivery, RecordOutcome, WebhookRuntime
+from doorstep.integrations.outbound.handlers import (
+    ClaimDueMessages,
+    Delivery,
+    RecordOutcome,
+    RecordOutcomes,
+    WebhookRuntime,
+)
 from doorstep.integrations.outbound.sender import WebhookSender
 from doorstep.integrations.outbound.ssrf import parse_networks
 from doorstep.kernel.bus import MessageBus
@@ -33,9 +45,10 @@ class Dispatcher:
         sender: WebhookSender,
         runtime: WebhookRuntime,
         timeout: float,
-        concurrency: int = 100,
-        per_endpoint: int = 8,
+        concurrency: int = 200,
+        per_endpoint: int = 16,
         poll_seconds: float = 1.0,
+        batch_size: int = 200,
     ) -> None:
         self.bus = bus
         self.sender = sender
@@ -43,11 +56,16 @@ class Dispatcher:
         self.concurrency = concurrency
         self.per_endpoint = per_endpoint
         self.poll_seconds = poll_seconds
+        self.batch_size = batch_size
         self._lease_seconds = timeout + 60
         self._in_flight: Counter[str] = Counter()
         self._tasks: set[asyncio.Task[None]] = set()
         self._wakeup = asyncio.Event()
         self._loop: asyncio.Task[None] | None = None
+        self._outcomes: list[RecordOutcome] = []
+        self._outcomes_waiting = asyncio.Event()
+        self._flush_lock = asyncio.Lock()
+        self._flusher: asyncio.Task[None] | None = None
         runtime.wake = self.wake
 
     def wake(self) -> None:
@@ -55,10 +73,12 @@ class Dispatcher:
 
     async def start(self) -> None:
         if self._loop is None:
+            self._flusher = asyncio.create_task(self._flush_when_waiting(), name="webhook-outcomes")
             self._loop = asyncio.create_task(self._run(), name="webhook-dispatcher")
 
     async def stop(self) -> None:
-        """Stop claiming and wait for the deliveries under way (each is bounded by the timeout)."""
+        """Stop claiming, wait for the deliveries under way (each is bounded by the timeout) and store
+        their outcomes."""
         loop, self._loop = self._loop, None
         if loop is not None:
             loop.cancel()
@@ -66,6 +86,13 @@ class Dispatcher:
                 await loop
         if self._tasks:
             await asyncio.gather(*self._tasks, return_exceptions=True)
+        flusher, self._flusher = self._flusher, None
+        if flusher is not None:
+            async with self._flush_lock:  # a batch being written is finished, not cut off
+                flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+        await self.flush()
 
     async def close(self) -> None:
         await self.stop()
@@ -76,11 +103,37 @@ class Dispatcher:
         deliveries = await self._claim()
         if deliveries:
             await asyncio.gather(*(self._deliver(delivery) for delivery in deliveries))
+        await self.flush()
         return len(deliveries)
+
+    async def flush(self) -> int:
+        """Store the outcomes waiting, `batch_size` per transaction; how many were stored."""
+        stored = 0
+        async with self._flush_lock:
+            while self._outcomes:
+                batch = self._outcomes[: self.batch_size]
+                del self._outcomes[: self.batch_size]
+                try:
+                    await self.bus.handle(RecordOutcomes(outcomes=tuple(batch)))
+                except Exception:
+                    # Their leases run out and the messages are sent again: at least once, never lost.
+                    log.exception("webhook_outcomes_not_recorded", messages=[o.message_id for o in batch])
+                else:
+                    stored += len(batch)
+                self._wakeup.set()  # the next message of the same order may be due now
+        return stored
+
+    async def _flush_when_waiting(self) -> None:
+        while True:
+            await self._outcomes_waiting.wait()
+            self._outcomes_waiting.clear()
+            await asyncio.sleep(0)  # deliveries finishing in this same turn of the loop join the batch
+            await self.flush()
 
     async def _run(self) -> None:
         while True:
             self._wakeup.clear()
+            room = self.concurrency - len(self._tasks)
             try:
                 deliveries = await self._claim()
             except asyncio.CancelledError:
@@ -92,7 +145,8 @@ class Dispatcher:
                 task = asyncio.create_task(self._deliver(delivery))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
-            if not deliveries or len(self._tasks) >= self.concurrency:
+            # Fewer than asked for means nothing else is due or claimable now: wait to be woken.
+            if len(deliveries) < room or len(self._tasks) >= self.concurrency:
                 with contextlib.suppress(TimeoutError):
                     await asyncio.wait_for(self._wakeup.wait(), self.poll_seconds)
 
@@ -129,7 +183,7 @@ class Dispatcher:
                 latency_ms=outcome.latency_ms,
                 error=outcome.error,
             )
-            await self.bus.handle(
+            self._outcomes.append(
                 RecordOutcome(
                     message_id=message.id,
                     status=outcome.status,
@@ -137,16 +191,25 @@ class Dispatcher:
                     snippet=outcome.snippet,
                     error=outcome.error,
                     retry_after_seconds=outcome.retry_after.total_seconds() if outcome.retry_after else None,
+                    at=self.runtime.clock(),
                 )
             )
+            self._outcomes_waiting.set()
         except Exception:
             # The lease runs out and the message is tried again; nothing is lost.
             log.exception("webhook_delivery_failed", message_id=message.id)
         finally:
+            # A freed slot matters to the claims only where the slots had run out; otherwise the flush
+            # that follows wakes the claims (the order's next message may be due then), and an extra
+            # claim here would take the one SQLite writer for nothing.
+            slots_were_full = (
+                self._in_flight[endpoint.id] >= self.per_endpoint or len(self._tasks) >= self.concurrency
+            )
             self._in_flight[endpoint.id] -= 1
             if self._in_flight[endpoint.id] <= 0:
                 del self._in_flight[endpoint.id]
-            self._wakeup.set()  # the next message of the same order may be due now
+            if slots_were_full:
+                self._wakeup.set()
 
 
 def lifespan_router(dispatcher: Dispatcher) -> APIRouter:

@@ -125,6 +125,13 @@ class RecordOutcome(Command):
     snippet: str = ""
     error: str | None = None
     retry_after_seconds: float | None = None
+    at: datetime | None = None  # when the attempt ended; the clock's time when recorded if not given
+
+
+class RecordOutcomes(Command):
+    """The outcomes of deliveries that finished together, stored in one transaction."""
+
+    outcomes: tuple[RecordOutcome, ...]
 
 
 def webhook_body(webhook_type: str, *, timestamp: datetime, data: dict[str, Any]) -> str:
@@ -396,46 +403,104 @@ async def record_outcome(
     cmd: RecordOutcome, *, uow: IntegrationsUnitOfWork, webhooks: WebhookRuntime
 ) -> Message:
     """Log the attempt, schedule the message's next one or settle it, and keep the endpoint's health."""
-    now = webhooks.clock()
-    outcome = Outcome(
-        status=cmd.status,
-        latency_ms=cmd.latency_ms,
-        snippet=cmd.snippet,
-        error=cmd.error,
-        retry_after=timedelta(seconds=cmd.retry_after_seconds)
-        if cmd.retry_after_seconds is not None
-        else None,
+    [message] = await _record(
+        (cmd,), uow=uow, webhooks=webhooks, missing=lambda message_id: f"there is no message {message_id}"
     )
+    return message
+
+
+async def record_outcomes(
+    cmd: RecordOutcomes, *, uow: IntegrationsUnitOfWork, webhooks: WebhookRuntime
+) -> list[Message]:
+    """`record_outcome` for many attempts in one transaction: each message and endpoint is read once.
+
+    A message that is gone (its endpoint deleted meanwhile) is skipped rather than failing the others.
+    """
+    return await _record(cmd.outcomes, uow=uow, webhooks=webhooks, missing=None)
+
+
+async def _record(
+    commands: Sequence[RecordOutcome],
+    *,
+    uow: IntegrationsUnitOfWork,
+    webhooks: WebhookRuntime,
+    missing: Callable[[str], str] | None,
+) -> list[Message]:
+    if not commands:
+        return []
+    now = webhooks.clock()
     async with uow:
         repository = WebhookRepository(uow.connection)
-        message = await repository.message(message_id=cmd.message_id, lock=True)
-        if message is None:
-            raise WebhookMessageNotFound(f"there is no message {cmd.message_id}")
-        endpoint = await repository.endpoint(
-            tenant_id=message.tenant_id, endpoint_id=message.endpoint_id, lock=True
+        messages = await repository.messages_by_id({cmd.message_id for cmd in commands}, lock=True)
+        if missing is not None:
+            for cmd in commands:
+                if cmd.message_id not in messages:
+                    raise WebhookMessageNotFound(missing(cmd.message_id))
+        endpoints = await repository.endpoints_by_id(
+            {message.endpoint_id for message in messages.values()}, lock=True
         )
-        await repository.add_attempt(
-            Attempt(
-                new_id(), message.id, now, outcome.status, outcome.latency_ms, outcome.snippet, outcome.error
-            ),
-            endpoint_id=message.endpoint_id,
-            tenant_id=message.tenant_id,
+        health = {endpoint.id: _health(endpoint) for endpoint in endpoints.values()}
+        attempts: list[tuple[Attempt, Message]] = []
+        recorded: dict[str, Message] = {}
+        for cmd in commands:
+            message = messages.get(cmd.message_id)
+            if message is None:
+                continue
+            at = cmd.at or now
+            outcome = Outcome(
+                status=cmd.status,
+                latency_ms=cmd.latency_ms,
+                snippet=cmd.snippet,
+                error=cmd.error,
+                retry_after=timedelta(seconds=cmd.retry_after_seconds)
+                if cmd.retry_after_seconds is not None
+                else None,
+            )
+            attempts.append(
+                (
+                    Attempt(
+                        new_id(),
+                        message.id,
+                        at,
+                        outcome.status,
+                        outcome.latency_ms,
+                        outcome.snippet,
+                        outcome.error,
+                    ),
+                    message,
+                )
+            )
+            if message.state is MessageState.PENDING:
+                message.record(outcome, at, random=webhooks.random)
+            recorded[message.id] = message
+            endpoint = endpoints.get(message.endpoint_id)
+            if endpoint is not None and endpoint.enabled:
+                if outcome.succeeded:
+                    endpoint.succeeded(at)
+                else:
+                    endpoint.failed(at)
+                if outcome.gone:
+                    _disable(uow, endpoint, "the endpoint answered 410 Gone", at)
+                elif endpoint.failing_too_long(at):
+                    _disable(uow, endpoint, "every delivery failed for 5 days", at)
+        await repository.add_attempts(attempts)
+        await repository.settle_messages(list(recorded.values()))
+        await repository.save_health(
+            [endpoint for endpoint in endpoints.values() if _health(endpoint) != health[endpoint.id]]
         )
-        if message.state is MessageState.PENDING:
-            message.record(outcome, now, random=webhooks.random)
-        await repository.save_message(message)
-        if endpoint is not None and endpoint.enabled:
-            if outcome.succeeded:
-                endpoint.succeeded(now)
-            else:
-                endpoint.failed(now)
-            if outcome.gone:
-                _disable(uow, endpoint, "the endpoint answered 410 Gone", now)
-            elif endpoint.failing_too_long(now):
-                _disable(uow, endpoint, "every delivery failed for 5 days", now)
-            await repository.save_endpoint(endpoint)
         await uow.commit()
-    return message
+    return [messages[cmd.message_id] for cmd in commands if cmd.message_id in messages]
+
+
+def _health(endpoint: Endpoint) -> tuple[object, ...]:
+    """What an outcome can change on an endpoint: it is written back only when this changed."""
+    return (
+        endpoint.enabled,
+        endpoint.disabled_reason,
+        endpoint.failing_since,
+        endpoint.consecutive_failures,
+        endpoint.circuit_open_until,
+    )
 
 
 def _disable(uow: IntegrationsUnitOfWork, endpoint: Endpoint, reason: str, now: datetime) -> None:
@@ -486,4 +551,5 @@ HANDLERS: dict[type[Command], Handler] = {
     SendTestMessage: send_test_message,
     ClaimDueMessages: claim_due_messages,
     RecordOutcome: record_outcome,
+    RecordOutcomes: record_outcomes,
 }

@@ -6,7 +6,7 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, delete, exists, insert, or_, select, update
+from sqlalchemy import Row, and_, bindparam, delete, exists, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from doorstep.integrations.outbound.domain import Attempt, Endpoint, Message, MessageState
@@ -54,6 +54,41 @@ class WebhookRepository:
         )
         return [endpoint_from_row(row) for row in rows]
 
+    async def endpoints_by_id(
+        self, endpoint_ids: Collection[str], *, lock: bool = False
+    ) -> dict[str, Endpoint]:
+        if not endpoint_ids:
+            return {}
+        # Locked in id order, so that two dispatchers locking overlapping sets cannot deadlock.
+        query = (
+            select(webhook_endpoints)
+            .where(webhook_endpoints.c.id.in_(sorted(endpoint_ids)))
+            .order_by(webhook_endpoints.c.id)
+        )
+        if lock:
+            query = query.with_for_update()
+        return {row.id: endpoint_from_row(row) for row in await self.connection.execute(query)}
+
+    async def save_health(self, endpoints: Sequence[Endpoint]) -> None:
+        """Write back what deliveries change on endpoints (their breaker, failures, enabled), all at once."""
+        if not endpoints:
+            return
+        await self.connection.execute(
+            update(webhook_endpoints).where(webhook_endpoints.c.id == bindparam("endpoint_id")),
+            [
+                {
+                    "endpoint_id": endpoint.id,
+                    "enabled": endpoint.enabled,
+                    "disabled_reason": endpoint.disabled_reason,
+                    "failing_since": endpoint.failing_since,
+                    "consecutive_failures": endpoint.consecutive_failures,
+                    "circuit_open_until": endpoint.circuit_open_until,
+                    "updated_at": endpoint.updated_at,
+                }
+                for endpoint in endpoints
+            ],
+        )
+
     # --- messages ----------------------------------------------------------------------------------
     async def stored_pairs(self, event_ids: Collection[str]) -> set[tuple[str, str]]:
         rows = await self.connection.execute(
@@ -73,6 +108,39 @@ class WebhookRepository:
             query = query.with_for_update()
         row = (await self.connection.execute(query)).first()
         return message_from_row(row) if row else None
+
+    async def messages_by_id(self, message_ids: Collection[str], *, lock: bool = False) -> dict[str, Message]:
+        if not message_ids:
+            return {}
+        query = (
+            select(webhook_messages)
+            .where(webhook_messages.c.id.in_(sorted(message_ids)))
+            .order_by(webhook_messages.c.id)
+        )
+        if lock:
+            query = query.with_for_update()
+        return {row.id: message_from_row(row) for row in await self.connection.execute(query)}
+
+    async def settle_messages(self, messages: Sequence[Message]) -> None:
+        """Store what attempts changed on messages, and free their leases, in one statement."""
+        if not messages:
+            return
+        await self.connection.execute(
+            update(webhook_messages).where(webhook_messages.c.id == bindparam("message_id")),
+            [
+                {
+                    "message_id": message.id,
+                    "state": message.state.value,
+                    "attempts": message.attempts,
+                    "next_attempt_at": message.next_attempt_at,
+                    "last_status": message.last_status,
+                    "last_error": message.last_error,
+                    "delivered_at": message.delivered_at,
+                    "lease_until": None,
+                }
+                for message in messages
+            ],
+        )
 
     async def save_message(self, message: Message, *, lease_until: datetime | None = None) -> None:
         await self.connection.execute(
@@ -101,23 +169,26 @@ class WebhookRepository:
         An earlier message of the same order to the same endpoint that is still pending (waiting for
         its retry, or being delivered) holds the later ones back, so each order's deliveries keep their
         order. On PostgreSQL `SKIP LOCKED` lets several dispatchers claim side by side.
+
+        Earliest due first: `ix_webhook_messages_due` (state, next_attempt_at) gives the rows in that
+        order, so the scan stops after `limit * 4` candidates instead of sorting every due message, and
+        `ix_webhook_messages_queue` answers the check for an earlier one. The full rows are read only
+        for the messages taken (as the lease is written), and each endpoint once.
         """
         earlier = webhook_messages.alias("earlier")
         pending = MessageState.PENDING.value
-        open_endpoints = select(webhook_endpoints.c.id).where(
-            webhook_endpoints.c.enabled.is_(True),
-            or_(
-                webhook_endpoints.c.circuit_open_until.is_(None),
-                webhook_endpoints.c.circuit_open_until <= now,
-            ),
-        )
-        query = (
-            select(webhook_messages)
+        candidates = (
+            select(webhook_messages.c.seq, webhook_messages.c.id, webhook_messages.c.endpoint_id)
+            .join(webhook_endpoints, webhook_endpoints.c.id == webhook_messages.c.endpoint_id)
             .where(
                 webhook_messages.c.state == pending,
                 webhook_messages.c.next_attempt_at <= now,
                 or_(webhook_messages.c.lease_until.is_(None), webhook_messages.c.lease_until < now),
-                webhook_messages.c.endpoint_id.in_(open_endpoints),
+                webhook_endpoints.c.enabled.is_(True),
+                or_(
+                    webhook_endpoints.c.circuit_open_until.is_(None),
+                    webhook_endpoints.c.circuit_open_until <= now,
+                ),
                 ~exists().where(
                     and_(
                         earlier.c.endpoint_id == webhook_messages.c.endpoint_id,
@@ -127,47 +198,58 @@ class WebhookRepository:
                     )
                 ),
             )
-            .order_by(webhook_messages.c.seq)
+            .order_by(webhook_messages.c.next_attempt_at, webhook_messages.c.seq)
             .limit(limit * 4)
             .with_for_update(skip_locked=True, of=webhook_messages)
         )
         busy = set(busy)
         if busy:
-            query = query.where(webhook_messages.c.endpoint_id.not_in(busy))
-        taken: list[Message] = []
+            candidates = candidates.where(webhook_messages.c.endpoint_id.not_in(busy))
+        # Only ids here: most candidates past the per-endpoint caps are left, so full rows would be
+        # read and converted for nothing. Of the earliest due, the oldest messages go first.
+        taken: list[str] = []
         counts: dict[str, int] = {}
-        for row in await self.connection.execute(query):
-            if counts.get(row.endpoint_id, 0) >= per_endpoint or len(taken) >= limit:
+        for _seq, message_id, endpoint_id in sorted(await self.connection.execute(candidates)):
+            if counts.get(endpoint_id, 0) >= per_endpoint or len(taken) >= limit:
                 continue
-            counts[row.endpoint_id] = counts.get(row.endpoint_id, 0) + 1
-            taken.append(message_from_row(row))
+            counts[endpoint_id] = counts.get(endpoint_id, 0) + 1
+            taken.append(message_id)
         if not taken:
             return []
-        await self.connection.execute(
+        leased = await self.connection.execute(
             update(webhook_messages)
-            .where(webhook_messages.c.id.in_([m.id for m in taken]))
+            .where(webhook_messages.c.id.in_(taken))
             .values(lease_until=lease_until)
+            .returning(*webhook_messages.c)
         )
-        rows = await self.connection.execute(
-            select(webhook_endpoints).where(webhook_endpoints.c.id.in_(list(counts)))
-        )
-        endpoints = {row.id: endpoint_from_row(row) for row in rows}
-        return [(message, endpoints[message.endpoint_id]) for message in taken]
+        messages = sorted(leased, key=lambda row: int(row.seq))
+        endpoints = await self.endpoints_by_id(counts)
+        return [
+            (message_from_row(row), endpoints[row.endpoint_id])
+            for row in messages
+            if row.endpoint_id in endpoints
+        ]
 
     # --- attempts ----------------------------------------------------------------------------------
-    async def add_attempt(self, attempt: Attempt, *, endpoint_id: str, tenant_id: str) -> None:
+    async def add_attempts(self, attempts: Sequence[tuple[Attempt, Message]]) -> None:
+        if not attempts:
+            return
         await self.connection.execute(
-            insert(webhook_attempts).values(
-                id=attempt.id,
-                message_id=attempt.message_id,
-                endpoint_id=endpoint_id,
-                tenant_id=tenant_id,
-                attempted_at=attempt.attempted_at,
-                status=attempt.status,
-                latency_ms=attempt.latency_ms,
-                snippet=attempt.snippet,
-                error=attempt.error,
-            )
+            insert(webhook_attempts),
+            [
+                {
+                    "id": attempt.id,
+                    "message_id": attempt.message_id,
+                    "endpoint_id": message.endpoint_id,
+                    "tenant_id": message.tenant_id,
+                    "attempted_at": attempt.attempted_at,
+                    "status": attempt.status,
+                    "latency_ms": attempt.latency_ms,
+                    "snippet": attempt.snippet,
+                    "error": attempt.error,
+                }
+                for attempt, message in attempts
+            ],
         )
 
 

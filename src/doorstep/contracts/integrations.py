@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Literal
+
+from pydantic import BaseModel
 
 from doorstep.contracts.orders import OrderDraft
 from doorstep.kernel.messages import Event
@@ -54,3 +57,51 @@ class WebhookEndpointDisabled(Event):
 
     def subject(self) -> str:
         return self.endpoint_id
+
+
+class CourierLocation(BaseModel):
+    lat: float
+    lon: float
+
+
+class CourierDeliveryCreated(Event):
+    """A third-party courier network (DoorDash Drive, Uber Direct) accepted a delivery of an order."""
+
+    event_type = "doorstep.integrations.courier_delivery.created.v1"
+    courier_delivery_id: str
+    order_id: str
+    account_id: str
+    provider: str
+    provider_delivery_id: str
+    status: str
+    tracking_url: str | None
+    fee: int | None
+    currency: str | None
+    occurred_at: datetime
+
+    def subject(self) -> str:
+        return self.order_id
+
+
+class CourierDeliveryStatusChanged(Event):
+    """A courier delivery moved on, in Doorstep's terms: `assigned`, `picked_up`, `delivered`, `cancelled`,
+    `failed` or `returned`. Published once per move and in order per delivery; older news is dropped."""
+
+    event_type = "doorstep.integrations.courier_delivery.status_changed.v1"
+    courier_delivery_id: str
+    order_id: str
+    provider: str
+    provider_delivery_id: str
+    from_status: str
+    status: str
+    provider_status: str
+    courier_name: str | None = None
+    courier_phone: str | None = None
+    courier_location: CourierLocation | None = None
+    tracking_url: str | None = None
+    proof_of_delivery_urls: list[str] = []
+    reason: str | None = None
+    occurred_at: datetime
+
+    def subject(self) -> str:
+        return self.order_id

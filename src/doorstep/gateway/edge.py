@@ -73,6 +73,7 @@ PUBLIC_ROUTES: Final = frozenset(
         ("POST", "/v1/identity/token/refresh"),
         ("POST", "/v1/identity/invitations/accept"),
         ("POST", "/v1/integrations/webhooks/{platform}/{token}"),
+        ("POST", "/v1/integrations/courier-webhooks/{provider}/{token}"),
         ("GET", "/.well-known/jwks.json"),
     }
 )
@@ -94,6 +95,8 @@ CORS_EXPOSED: Final = (
 )
 # Partner webhooks: limited per connection (see the module's docstring).
 WEBHOOK_PREFIX: Final = "/v1/integrations/webhooks/"
+# Courier networks' status webhooks are limited the same way, per courier account.
+WEBHOOK_PREFIXES: Final = (WEBHOOK_PREFIX, "/v1/integrations/courier-webhooks/")
 WEBHOOK_TOKEN_HASH_LENGTH: Final = 32
 # Answers of the service that say the URL or its signature was wrong: they count against the address.
 WEBHOOK_REFUSALS: Final = frozenset({401, 403, 404})
@@ -246,7 +249,7 @@ class Edge:
             return
 
         principal: Principal | None = None
-        webhook = method == "POST" and path.startswith(WEBHOOK_PREFIX) and (method, path) in PUBLIC
+        webhook = method == "POST" and path.startswith(WEBHOOK_PREFIXES) and (method, path) in PUBLIC
         if webhook:
             blocked = self._blocked_for_webhooks(_address(scope))
             if blocked is not None:
@@ -429,11 +432,14 @@ def _ip_key(scope: Scope) -> str:
 
 def _webhook_key(path: str) -> str | None:
     """`hook:<platform>:<token hash>` for a webhook path, or None when the platform is no plain name."""
-    platform, _, token = path[len(WEBHOOK_PREFIX) :].partition("/")
+    prefix = next(prefix for prefix in WEBHOOK_PREFIXES if path.startswith(prefix))
+    platform, _, token = path[len(prefix) :].partition("/")
     if _PLATFORM_NAME.fullmatch(platform) is None:
         return None
     digest = hashlib.sha256(token.encode("utf-8", "surrogatepass")).hexdigest()
-    return f"hook:{platform}:{digest[:WEBHOOK_TOKEN_HASH_LENGTH]}"
+    # Courier accounts get keys of their own (`hook:courier:<provider>:...`), apart from platform connections.
+    kind = "" if prefix == WEBHOOK_PREFIX else "courier:"
+    return f"hook:{kind}{platform}:{digest[:WEBHOOK_TOKEN_HASH_LENGTH]}"
 
 
 def _adding(send: Send, extra: list[tuple[bytes, bytes]], *, status: list[int] | None = None) -> Send:

@@ -114,3 +114,27 @@ class Configurable(Protocol):
 
     def check_settings(self, settings: Mapping[str, Any]) -> None:
         """Raise `UnmappablePayload` naming the `settings.<key>` that is missing or wrong."""
+
+
+@runtime_checkable
+class StatusReporting(Protocol):
+    """A platform that is told how the orders it sent move on (accepted, delivered, cancelled...)."""
+
+    def reports(self, status: str) -> bool:
+        """Whether the platform has anything for this Doorstep order status."""
+
+    def missing_credentials(self, settings: Mapping[str, Any]) -> str | None:
+        """The `settings.<key>` a connection lacks to call the platform's API; None when it has them all."""
+
+    async def report_status(
+        self,
+        client: PlatformClient,
+        *,
+        settings: Mapping[str, Any],
+        secret: str,
+        external_id: str,
+        status: str,
+        reason: str | None = None,
+        idempotency_key: str,
+    ) -> None:
+        """Tell the platform; raise `FetchFailed` with the reason when it did not take it."""

@@ -9,6 +9,7 @@ import hmac
 import re
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from pydantic import ValidationError
 
@@ -25,7 +26,15 @@ from doorstep.integrations.adapters.platforms.fields import (
     quantity,
     text,
 )
-from doorstep.integrations.ports import MappedOrder, OrderChange, SignatureInvalid, UnmappablePayload
+from doorstep.integrations.ports import (
+    FetchFailed,
+    FetchRequest,
+    MappedOrder,
+    OrderChange,
+    PlatformClient,
+    SignatureInvalid,
+    UnmappablePayload,
+)
 
 HMAC_HEADER = "x-shopify-hmac-sha256"
 WEBHOOK_ID_HEADER = "x-shopify-webhook-id"
@@ -46,6 +55,13 @@ _STATUSES = {
     "partially_refunded": PaymentStatus.REFUNDED,
     "voided": PaymentStatus.VOIDED,
 }
+
+ADMIN_API_VERSION = "2024-10"
+# Doorstep's order status -> what Shopify is asked to do: fulfil the order, or cancel it (with a reason
+# Shopify knows: `declined` when the merchant rejected it).
+REPORTED_STATUSES = {"delivered": "fulfil", "cancelled": "other", "rejected": "declined"}
+# Fulfillment orders that can still be fulfilled; closed, cancelled or incomplete ones cannot.
+_FULFILLABLE = frozenset({"open", "in_progress"})
 
 _CURRENCY = re.compile(r"^[A-Za-z]{3}$")
 
@@ -305,3 +321,70 @@ class ShopifyAdapter:
         if not isinstance(payload, Mapping):
             raise UnmappablePayload("payload is not a JSON object")
         return _OrderMapping(payload, settings).build()
+
+    # --- status back to the shop (StatusReporting) ---------------------------------------------------
+    def reports(self, status: str) -> bool:
+        return status in REPORTED_STATUSES
+
+    def missing_credentials(self, settings: Mapping[str, Any]) -> str | None:
+        if not settings.get("access_token"):
+            return "settings.access_token"
+        if not settings.get("shop_domain") and not settings.get("api_base_url"):
+            return "settings.shop_domain"
+        return None
+
+    async def report_status(
+        self,
+        client: PlatformClient,
+        *,
+        settings: Mapping[str, Any],
+        secret: str,
+        external_id: str,
+        status: str,
+        reason: str | None = None,
+        idempotency_key: str,
+    ) -> None:
+        """Delivered: fulfil the order's open fulfillment orders; cancelled or rejected: cancel the order."""
+        base = str(settings.get("api_base_url") or f"https://{settings['shop_domain']}").rstrip("/")
+        admin = f"{base}/admin/api/{ADMIN_API_VERSION}"
+        headers = {"X-Shopify-Access-Token": str(settings["access_token"])}
+        order = quote(external_id, safe="")
+        if REPORTED_STATUSES[status] != "fulfil":
+            await client.fetch(
+                FetchRequest(
+                    method="POST",
+                    url=f"{admin}/orders/{order}/cancel.json",
+                    headers=headers,
+                    json={"reason": REPORTED_STATUSES[status]},
+                )
+            )
+            return
+        answer = await client.fetch(
+            FetchRequest(method="GET", url=f"{admin}/orders/{order}/fulfillment_orders.json", headers=headers)
+        )
+        listed = answer.get("fulfillment_orders") if isinstance(answer, Mapping) else None
+        if not isinstance(listed, list):
+            raise FetchFailed("Shopify answered without fulfillment_orders")
+        open_ids = [
+            found["id"]
+            for found in listed
+            if isinstance(found, Mapping) and found.get("status") in _FULFILLABLE and "id" in found
+        ]
+        if not open_ids:
+            return  # fulfilled already (by the merchant, or by an earlier attempt whose answer was lost)
+        await client.fetch(
+            FetchRequest(
+                method="POST",
+                url=f"{admin}/fulfillments.json",
+                headers=headers,
+                json={
+                    "fulfillment": {
+                        "line_items_by_fulfillment_order": [
+                            {"fulfillment_order_id": fulfillment_order_id}
+                            for fulfillment_order_id in open_ids
+                        ],
+                        "notify_customer": False,
+                    }
+                },
+            )
+        )

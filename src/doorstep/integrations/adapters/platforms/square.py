@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping
 from typing import Any
+from urllib.parse import quote
 
 from doorstep.contracts.orders import PaymentMethod, PaymentStatus
 from doorstep.integrations.adapters.platforms.drafts import (
@@ -15,6 +16,7 @@ from doorstep.integrations.adapters.platforms.drafts import (
 )
 from doorstep.integrations.adapters.platforms.fields import json_list, json_object, quantity, text
 from doorstep.integrations.ports import (
+    FetchFailed,
     FetchRequest,
     MappedOrder,
     OrderChange,
@@ -25,6 +27,20 @@ from doorstep.integrations.ports import (
 SIGNATURE_HEADER = "x-square-hmacsha256-signature"
 API_BASE_URL = "https://connect.squareup.com"
 SQUARE_VERSION = "2025-01-23"
+# Doorstep's order status -> the state of the order's fulfillment in Square.
+REPORTED_STATUSES = {
+    "placed": "PROPOSED",
+    "accepted": "RESERVED",
+    "preparing": "RESERVED",
+    "ready_for_pickup": "PREPARED",
+    "picked_up": "PREPARED",
+    "delivered": "COMPLETED",
+    "cancelled": "CANCELED",
+    "rejected": "CANCELED",
+    "failed_delivery": "FAILED",
+}
+# The fulfillment Doorstep carries out: a delivery (or shipment) before any other kind.
+_DELIVERING = ("DELIVERY", "SHIPMENT")
 
 
 def _money(value: Any, field: str) -> int:
@@ -196,3 +212,55 @@ class SquareAdapter:
             else OrderChange.UPDATED
         )
         return MappedOrder(external_id=order_id, draft=draft, change=change, version=version)
+
+    # --- status back to the seller (StatusReporting) -------------------------------------------------
+    def reports(self, status: str) -> bool:
+        return status in REPORTED_STATUSES
+
+    def missing_credentials(self, settings: Mapping[str, Any]) -> str | None:
+        return None if settings.get("access_token") else "settings.access_token"
+
+    async def report_status(
+        self,
+        client: PlatformClient,
+        *,
+        settings: Mapping[str, Any],
+        secret: str,
+        external_id: str,
+        status: str,
+        reason: str | None = None,
+        idempotency_key: str,
+    ) -> None:
+        """Read the order for its version and fulfillment, then `PUT /v2/orders/{id}` the new state."""
+        base = str(settings.get("api_base_url") or API_BASE_URL).rstrip("/")
+        url = f"{base}/v2/orders/{quote(external_id, safe='')}"
+        headers = {
+            "Authorization": f"Bearer {settings.get('access_token', '')}",
+            "Square-Version": SQUARE_VERSION,
+        }
+        answer = await client.fetch(FetchRequest(method="GET", url=url, headers=headers))
+        order = answer.get("order") if isinstance(answer, Mapping) else None
+        if not isinstance(order, Mapping) or not isinstance(order.get("version"), int):
+            raise FetchFailed("Square answered without the order's version")
+        fulfillments = [f for f in order.get("fulfillments") or [] if isinstance(f, Mapping) and f.get("uid")]
+        if not fulfillments:
+            raise FetchFailed("the Square order has no fulfillment whose state could change")
+        fulfillment = next((f for f in fulfillments if f.get("type") in _DELIVERING), fulfillments[0])
+        state = REPORTED_STATUSES[status]
+        if fulfillment.get("state") == state:
+            return  # told already (an earlier attempt whose answer was lost)
+        await client.fetch(
+            FetchRequest(
+                method="PUT",
+                url=url,
+                headers=headers,
+                json={
+                    "order": {
+                        "location_id": order.get("location_id"),
+                        "version": order["version"],
+                        "fulfillments": [{"uid": fulfillment["uid"], "state": state}],
+                    },
+                    "idempotency_key": idempotency_key,
+                },
+            )
+        )

@@ -10,7 +10,7 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import urlsplit
+from urllib.parse import quote, urlsplit
 
 from doorstep.contracts.orders import PaymentMethod, PaymentStatus
 from doorstep.integrations.adapters.platforms.drafts import pickup_from_settings, validated_draft
@@ -39,6 +39,9 @@ SCOPE = "eats.order"
 TOKEN_MARGIN_SECONDS = 60.0
 _EVENTS = {"orders.notification": OrderChange.PLACED, "orders.cancel": OrderChange.CANCELLED}
 _ORDER_PATHS = ("/v1/eats/order/", "/v2/eats/order/")
+# Doorstep's order status -> the Order API action that tells Uber (`POST /v1/eats/orders/{id}/<action>`).
+# Uber documents no "ready" call for Uber-delivered orders, so ready_for_pickup is not told.
+REPORTED_STATUSES = {"accepted": "accept_pos_order", "rejected": "deny_pos_order", "cancelled": "cancel"}
 
 
 def sign_uber_payload(body: bytes, client_secret: str) -> str:
@@ -152,6 +155,43 @@ class UberEatsAdapter:
             lifetime = 0
         self._tokens[key] = _Token(value, now + max(0.0, float(lifetime) - TOKEN_MARGIN_SECONDS))
         return value
+
+    # --- status back to Uber (StatusReporting) ------------------------------------------------------
+    def reports(self, status: str) -> bool:
+        return status in REPORTED_STATUSES
+
+    def missing_credentials(self, settings: Mapping[str, Any]) -> str | None:
+        return None if settings.get("client_id") else "settings.client_id"
+
+    async def report_status(
+        self,
+        client: PlatformClient,
+        *,
+        settings: Mapping[str, Any],
+        secret: str,
+        external_id: str,
+        status: str,
+        reason: str | None = None,
+        idempotency_key: str,
+    ) -> None:
+        action = REPORTED_STATUSES[status]
+        body: dict[str, Any]
+        if action == "accept_pos_order":
+            body = {"reason": reason or "accepted"}
+        elif action == "deny_pos_order":
+            body = {"reason": {"explanation": reason or "rejected by the store", "code": "OTHER"}}
+        else:
+            body = {"reason": "OTHER", "details": reason or "cancelled by the store"}
+        base = str(settings.get("api_base_url") or API_BASE_URL).rstrip("/")
+        token = await self._token(settings, secret, client)
+        await client.fetch(
+            FetchRequest(
+                method="POST",
+                url=f"{base}/v1/eats/orders/{quote(external_id, safe='')}/{action}",
+                headers={"Authorization": f"Bearer {token}"},
+                json=body,
+            )
+        )
 
     def map_order(self, payload: Any, *, settings: Mapping[str, Any]) -> MappedOrder:
         if not isinstance(payload, Mapping):

@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, quote
 
 from doorstep.contracts.orders import PaymentMethod, PaymentStatus
 from doorstep.integrations.adapters.platforms.drafts import (
@@ -14,7 +15,13 @@ from doorstep.integrations.adapters.platforms.drafts import (
     verify_base64_hmac,
 )
 from doorstep.integrations.adapters.platforms.fields import amount, json_list, json_object, quantity, text
-from doorstep.integrations.ports import MappedOrder, OrderChange, UnmappablePayload
+from doorstep.integrations.ports import (
+    FetchRequest,
+    MappedOrder,
+    OrderChange,
+    PlatformClient,
+    UnmappablePayload,
+)
 
 SIGNATURE_HEADER = "x-wc-webhook-signature"
 DELIVERY_ID_HEADER = "x-wc-webhook-delivery-id"
@@ -23,6 +30,16 @@ TOPIC_HEADER = "x-wc-webhook-topic"
 _CANCELLED = frozenset({"cancelled", "refunded", "failed"})
 _PAID = frozenset({"processing", "completed"})
 _METHODS = {"cod": PaymentMethod.CASH, "bacs": PaymentMethod.INVOICE, "cheque": PaymentMethod.OTHER}
+# Doorstep's order status -> WooCommerce's order status (REST API v3); other statuses are not told.
+REPORTED_STATUSES = {
+    "accepted": "processing",
+    "preparing": "processing",
+    "delivered": "completed",
+    "cancelled": "cancelled",
+    "rejected": "cancelled",
+    "failed_delivery": "failed",
+}
+REPORTING_SETTINGS = ("api_base_url", "consumer_key", "consumer_secret")
 
 
 class WooCommerceAdapter:
@@ -148,3 +165,33 @@ class WooCommerceAdapter:
         )
         version = microseconds(modified or created, "date_modified_gmt")
         return MappedOrder(external_id=str(order_id).strip(), draft=draft, change=change, version=version)
+
+    # --- status back to the shop (StatusReporting) ---------------------------------------------------
+    def reports(self, status: str) -> bool:
+        return status in REPORTED_STATUSES
+
+    def missing_credentials(self, settings: Mapping[str, Any]) -> str | None:
+        return next((f"settings.{key}" for key in REPORTING_SETTINGS if not settings.get(key)), None)
+
+    async def report_status(
+        self,
+        client: PlatformClient,
+        *,
+        settings: Mapping[str, Any],
+        secret: str,
+        external_id: str,
+        status: str,
+        reason: str | None = None,
+        idempotency_key: str,
+    ) -> None:
+        """`PUT /wp-json/wc/v3/orders/{id}` with the shop's REST API key (basic auth over HTTPS)."""
+        credentials = f"{settings['consumer_key']}:{settings['consumer_secret']}".encode()
+        base = str(settings["api_base_url"]).rstrip("/")
+        await client.fetch(
+            FetchRequest(
+                method="PUT",
+                url=f"{base}/wp-json/wc/v3/orders/{quote(external_id, safe='')}",
+                headers={"Authorization": "Basic " + base64.b64encode(credentials).decode("ascii")},
+                json={"status": REPORTED_STATUSES[status]},
+            )
+        )

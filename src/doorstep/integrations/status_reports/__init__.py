@@ -1,0 +1,1 @@
+"""Order status told back to the partner platform an order came from, through the platform's adapter."""

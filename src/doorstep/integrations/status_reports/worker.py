@@ -1,0 +1,163 @@
+"""The background worker that tells platforms of status changes, off the consumer's path.
+
+A slow or dead platform holds only its own reports: each is sent in its own task, with the client's
+timeout, and the next change of the same order waits until the earlier one is sent or has failed.
+Leases make several instances safe side by side; a report whose sender died is taken over once its
+lease runs out (at least once, never lost).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import structlog
+from fastapi import APIRouter, FastAPI
+
+from doorstep.integrations.ports import FetchFailed, PlatformClient
+from doorstep.integrations.status_reports.client import TIMEOUT_SECONDS, ReportingClient
+from doorstep.integrations.status_reports.handlers import (
+    ClaimDueReports,
+    Due,
+    RecordReportOutcome,
+    ReportingRuntime,
+    reporting_adapter,
+)
+from doorstep.kernel.bus import MessageBus
+
+log = structlog.get_logger()
+
+
+class Reporter:
+    def __init__(
+        self,
+        *,
+        bus: MessageBus,
+        client: PlatformClient,
+        runtime: ReportingRuntime,
+        concurrency: int = 20,
+        poll_seconds: float = 5.0,
+        lease_seconds: float = 4 * TIMEOUT_SECONDS + 60,  # a report may take up to three calls
+    ) -> None:
+        self.bus = bus
+        self.client = client
+        self.runtime = runtime
+        self.concurrency = concurrency
+        self.poll_seconds = poll_seconds
+        self.lease_seconds = lease_seconds
+        self._wakeup = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._loop: asyncio.Task[None] | None = None
+        runtime.wake = self.wake
+
+    def wake(self) -> None:
+        self._wakeup.set()
+
+    async def start(self) -> None:
+        if self._loop is None:
+            self._loop = asyncio.create_task(self._run(), name="status-reporter")
+
+    async def stop(self) -> None:
+        loop, self._loop = self._loop, None
+        if loop is not None:
+            loop.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await loop
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+
+    async def close(self) -> None:
+        await self.stop()
+        close = getattr(self.client, "close", None)
+        if close is not None:
+            await close()
+
+    async def run_once(self) -> int:
+        """Claim what is due now and send it; how many were sent or tried (for tests and tools)."""
+        due = await self._claim(self.concurrency)
+        await asyncio.gather(*(self._send(one) for one in due))
+        return len(due)
+
+    async def _run(self) -> None:
+        while True:
+            self._wakeup.clear()
+            room = self.concurrency - len(self._tasks)
+            try:
+                due = await self._claim(room) if room > 0 else []
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("status_report_claim_failed")
+                due = []
+            for one in due:
+                task = asyncio.create_task(self._send(one))
+                self._tasks.add(task)
+                task.add_done_callback(self._tasks.discard)
+            if len(due) < room or len(self._tasks) >= self.concurrency:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self.poll_seconds)
+
+    async def _claim(self, limit: int) -> list[Due]:
+        due: list[Due] = await self.bus.handle(ClaimDueReports(limit=limit, lease_seconds=self.lease_seconds))
+        return due
+
+    async def _send(self, due: Due) -> None:
+        report, connection = due.report, due.connection
+        error: str | None = None
+        adapter = reporting_adapter(report.platform)
+        if connection is None:
+            error = f"the connection {report.connection_id} is gone"
+        elif adapter is None:
+            error = f"{report.platform} takes no status reports"
+        elif (missing := adapter.missing_credentials(connection.settings)) is not None:
+            error = f"the connection has no {missing}"
+        else:
+            try:
+                await adapter.report_status(
+                    self.client,
+                    settings=connection.settings,
+                    secret=connection.secret,
+                    external_id=report.external_id,
+                    status=report.status,
+                    reason=report.reason,
+                    idempotency_key=report.id,
+                )
+            except FetchFailed as failed:
+                error = str(failed)
+            except Exception as unexpected:  # an adapter's bug fails this report, not the worker
+                log.exception("status_report_send_crashed", report_id=report.id)
+                error = f"{type(unexpected).__name__}: {unexpected}"
+        log.info(
+            "status_report_attempt",
+            report_id=report.id,
+            platform=report.platform,
+            order_id=report.order_id,
+            status=report.status,
+            error=error,
+        )
+        try:
+            await self.bus.handle(
+                RecordReportOutcome(report_id=report.id, error=error, at=self.runtime.clock())
+            )
+        except Exception:
+            # The lease runs out and the report is sent again: at least once, never lost.
+            log.exception("status_report_outcome_not_recorded", report_id=report.id)
+        self._wakeup.set()
+
+
+def worker(bus: MessageBus, runtime: ReportingRuntime) -> APIRouter:
+    """A router without routes whose lifespan runs the reporter while the app runs (after migrations)."""
+    reporter = Reporter(bus=bus, client=ReportingClient(), runtime=runtime)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.status_reporter = reporter
+        await reporter.start()
+        try:
+            yield
+        finally:
+            await reporter.close()
+
+    return APIRouter(lifespan=lifespan)

@@ -69,6 +69,7 @@ AREAS: Final = {
     "orders": "orders",
     "integrations": "integrations",
     "tickets": "integrations",
+    "deliveries": "integrations",
 }
 
 

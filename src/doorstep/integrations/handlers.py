@@ -16,6 +16,7 @@ from doorstep.contracts.orders import Stop
 from doorstep.integrations.adapters.platforms import PLATFORMS, UnknownPlatform, platform_adapter
 from doorstep.integrations.adapters.platforms.http_client import HttpxPlatformClient
 from doorstep.integrations.adapters.unit_of_work import IntegrationsUnitOfWork
+from doorstep.integrations.deliveries.domain.model import SOURCE as DELIVERY_API
 from doorstep.integrations.domain.commands import (
     ChangeMapping,
     LinkOrder,
@@ -440,7 +441,7 @@ async def link_order(cmd: LinkOrder, *, uow: IntegrationsUnitOfWork) -> None:
     """Remember a platform order's Doorstep id; other orders only mark the event handled."""
     try:
         async with uow:
-            if cmd.source in PLATFORMS and not await uow.order_links.exists(cmd.order_id):
+            if cmd.source in (*PLATFORMS, DELIVERY_API) and not await uow.order_links.exists(cmd.order_id):
                 await uow.order_links.add(
                     tenant_id=cmd.tenant_id,
                     order_id=cmd.order_id,

@@ -17,6 +17,7 @@ PERMISSIONS: dict[str, str] = {
     "integrations.manage": "Connect platforms, replay inbound deliveries",
     "tickets.read": "See support tickets",
     "tickets.manage": "Open, assign, comment on and close support tickets",
+    "pricing.manage": "See and edit the delivery rate card the delivery API quotes with",
     "dispatch.read": "See the fleet, jobs and live positions",
     "dispatch.assign": "Assign, unassign and reorder jobs; change dispatch policies",
     "dispatch.execute": "Carry out one's own jobs as a driver: positions, task steps, proof of delivery",
@@ -94,6 +95,8 @@ DEFAULT_ROLES: dict[Role, frozenset[str]] = {
             # The support desk: fulfilment follows up tickets on orders, deliveries and connections.
             "tickets.read",
             "tickets.manage",
+            # Fulfilment sets what deliveries cost partners.
+            "pricing.manage",
         }
     ),
     Role.INVENTORY_ADMIN: frozenset(

@@ -106,6 +106,15 @@ class Settings(BaseSettings):
     webhooks_timeout_seconds: float = Field(
         default=15.0, gt=0, le=60, description="A status webhook not answered with a 2xx by then is retried."
     )
+    delivery_speed_kmh: float = Field(
+        default=25.0, gt=0, le=500, description="Average speed of the delivery API's ETAs."
+    )
+    delivery_road_factor: float = Field(
+        default=1.3, ge=1, le=5, description="Road distance over great-circle distance, for quotes."
+    )
+    delivery_handling_minutes: float = Field(
+        default=5.0, ge=0, le=240, description="Minutes at the pickup added to every quoted duration."
+    )
 
     @field_validator("webhooks_allowed_networks")
     @classmethod

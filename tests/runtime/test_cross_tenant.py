@@ -6,6 +6,8 @@ factory below, or an operation that takes a body without one below, fails the te
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import json
 import re
@@ -16,8 +18,13 @@ from typing import Any
 import httpx
 import pytest
 from tests.identity.integration.test_users import PROBLEM_JSON, create_user, signed_in
+from tests.integrations.couriers.fake_couriers import doordash_account, fake_couriers
+from tests.integrations.couriers.test_couriers_api import REQUEST as COURIER_REQUEST
+from tests.integrations.deliveries.test_delivery_api import accepted, quoted, with_rate_card
 from tests.integrations.integration.test_json_mapping_api import MAPPING, PICKUP, SAMPLE
 from tests.integrations.integration.test_webhooks_api import fixture_bytes, open_connection, send_shopify
+from tests.integrations.status_reports.platform_apis import WOO_KEY, WOO_SECRET, platform_apis
+from tests.integrations.status_reports.test_status_reports_e2e import moved, woo_connection, woo_order
 from tests.orders.integration.test_orders_api import order, place
 from tests.platform import RunningPlatform, Tenant
 
@@ -43,6 +50,7 @@ class TenantA:
     tenant: Tenant
     admin: dict[str, str]
     serial: itertools.count[int] = field(default_factory=itertools.count)
+    resources: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
 
     def unique(self, prefix: str) -> str:
         return f"{prefix}-{next(self.serial)}"
@@ -164,6 +172,89 @@ async def a_mapping_connection(a: TenantA) -> Made:
     return Made({"connection_id": connection_id}, seen)
 
 
+async def a_courier_account(a: TenantA) -> Made:
+    # A local server speaking DoorDash Drive, kept until the platform's test ends with the event loop.
+    fake = await a.resources.enter_async_context(fake_couriers())
+    response = await a.platform.client.post(
+        "/v1/integrations/courier-accounts", json=doordash_account(fake.base_url), headers=a.admin
+    )
+    assert response.status_code == 201, response.text
+    account_id: str = response.json()["id"]
+
+    async def seen() -> object:
+        listed = (await a.sees("/v1/integrations/courier-accounts"))["items"]
+        return [item for item in listed if item["id"] == account_id]
+
+    return Made({"account_id": account_id}, seen)
+
+
+async def a_courier_delivery(a: TenantA) -> Made:
+    account = await a_courier_account(a)
+    response = await a.platform.client.post(
+        "/v1/integrations/courier-deliveries",
+        json={
+            "account_id": account.params["account_id"],
+            "order_id": a.unique("O"),
+            "request": COURIER_REQUEST,
+        },
+        headers=a.admin,
+    )
+    assert response.status_code == 201, response.text
+    delivery_id: str = response.json()["id"]
+    return Made(
+        {"courier_delivery_id": delivery_id},
+        lambda: a.sees(f"/v1/integrations/courier-deliveries/{delivery_id}"),
+    )
+
+
+async def a_status_report(a: TenantA) -> Made:
+    # A local shop takes the report, so that A can retry it (a report still being sent cannot be).
+    shop = await a.resources.enter_async_context(platform_apis())
+    settings = {
+        "pickup": PICKUP,
+        "api_base_url": shop.base_url,
+        "consumer_key": WOO_KEY,
+        "consumer_secret": WOO_SECRET,
+    }
+    connection = await woo_connection(a.platform, a.tenant, settings)
+    order_id = await woo_order(a.platform, connection, 900 + next(a.serial))
+    await moved(a.platform, a.tenant, order_id, "accepted")
+    listing = f"/v1/integrations/status-reports?order_id={order_id}"
+    reporter = a.platform.app.state.status_reporter
+    for _ in range(200):  # the running reporter may have taken it already: wait for it to be sent
+        await reporter.run_once()
+        [report] = (await a.sees(listing))["items"]
+        if report["status"] == "sent":
+            break
+        await asyncio.sleep(0.02)
+    assert report["status"] == "sent", report
+    report_id: str = report["id"]
+
+    async def seen() -> object:
+        return [(r["id"], r["order_status"], r["external_id"]) for r in (await a.sees(listing))["items"]]
+
+    return Made({"report_id": report_id}, seen)
+
+
+async def a_delivery_quote(a: TenantA) -> Made:
+    await with_rate_card(a.platform, a.admin)
+    quote_id: str = (await quoted(a.platform, a.tenant, external_delivery_id=a.unique("P")))["id"]
+    return Made({"quote_id": quote_id}, lambda: a.sees(f"/v1/deliveries/quotes/{quote_id}"))
+
+
+async def an_api_delivery(a: TenantA) -> Made:
+    await with_rate_card(a.platform, a.admin)
+    quote = await quoted(a.platform, a.tenant, external_delivery_id=a.unique("P"))
+    delivery_id: str = (await accepted(a.platform, a.tenant, quote["id"]))["id"]
+
+    async def seen() -> object:
+        # Its status follows the order, which the relay places meanwhile; what B could change is the rest.
+        found = await a.sees(f"/v1/deliveries/{delivery_id}")
+        return {key: found[key] for key in ("quote_id", "external_delivery_id", "cancellation_requested_at")}
+
+    return Made({"api_delivery_id": delivery_id}, seen)
+
+
 # Path parameter -> how to make, in tenant A, the object it names. A new object type needs a line here.
 OBJECTS: dict[str, Callable[[TenantA], Awaitable[Made]]] = {
     "api_key_id": an_api_key,
@@ -175,6 +266,11 @@ OBJECTS: dict[str, Callable[[TenantA], Awaitable[Made]]] = {
     "message_id": a_webhook_message,
     "ticket_id": a_ticket,
     "connection_id": a_mapping_connection,
+    "account_id": a_courier_account,
+    "courier_delivery_id": a_courier_delivery,
+    "report_id": a_status_report,
+    "quote_id": a_delivery_quote,
+    "api_delivery_id": an_api_delivery,
 }
 
 # Path parameters that name something every tenant has its own of, not one tenant's object: the same
@@ -186,6 +282,8 @@ EXCLUDED = {
     # Public: the connection's secret token in the URL and the partner's signature are the credential, so
     # whoever holds A's token is A's partner; a bearer of tenant B changes nothing there.
     "/v1/integrations/webhooks/{platform}/{token}",
+    # Likewise for a courier network's status webhooks: the account's token and the network's signature.
+    "/v1/integrations/courier-webhooks/{provider}/{token}",
 }
 
 # A valid body for every operation that takes one, so that a 422 for the body cannot hide a leak.
@@ -200,6 +298,10 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PUT", "/v1/integrations/connections/{connection_id}/mapping"): {"mapping": MAPPING},
     ("POST", "/v1/integrations/connections/{connection_id}/mapping/test"): {"payload": SAMPLE},
     ("PATCH", "/v1/tickets/{ticket_id}"): {"status": "in_progress", "assignee": None},
+    ("POST", "/v1/integrations/courier-accounts/{account_id}/quotes"): {
+        "order_id": "order-q",
+        "request": COURIER_REQUEST,
+    },
     ("POST", "/v1/tickets/{ticket_id}/comments"): {"body": "taken over"},
 }
 

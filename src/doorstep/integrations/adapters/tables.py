@@ -65,5 +65,8 @@ order_links = Table(
 
 outbox, inbox = messaging_tables(metadata)
 
+from doorstep.integrations.couriers import tables as courier_tables  # noqa: E402, F401  (registers them)
+from doorstep.integrations.deliveries import tables as delivery_tables  # noqa: E402, F401  (registers them)
 from doorstep.integrations.outbound import tables as outbound_tables  # noqa: E402, F401  (registers them)
+from doorstep.integrations.status_reports import tables as status_report_tables  # noqa: E402, F401  (registers them)
 from doorstep.integrations.tickets import tables as ticket_tables  # noqa: E402, F401  (registers them)

@@ -1,4 +1,4 @@
-"""Each platform's status calls, through the real `ReportingClient`, against a local server that speaks
+"""Each platform's status calls, through the real `HttpxPlatformClient`, against a local server that speaks
 the platforms' documented APIs."""
 
 from __future__ import annotations
@@ -15,11 +15,11 @@ from tests.integrations.status_reports.platform_apis import (
     platform_apis,
 )
 
+from doorstep.integrations.adapters.platforms.http_client import HttpxPlatformClient
 from doorstep.integrations.adapters.platforms.shopify import ShopifyAdapter
 from doorstep.integrations.adapters.platforms.square import SquareAdapter
 from doorstep.integrations.adapters.platforms.ubereats import UberEatsAdapter
 from doorstep.integrations.ports import FetchFailed
-from doorstep.integrations.status_reports.client import ReportingClient
 
 pytestmark = pytest.mark.integration
 
@@ -35,14 +35,14 @@ async def apis() -> AsyncIterator[PlatformApis]:
 
 
 @pytest.fixture
-async def client() -> AsyncIterator[ReportingClient]:
-    client = ReportingClient(timeout=5)
+async def client() -> AsyncIterator[HttpxPlatformClient]:
+    client = HttpxPlatformClient(timeout=5)
     yield client
     await client.close()
 
 
 async def test_shopify_delivered_fulfils_the_open_fulfillment_orders(
-    apis: PlatformApis, client: ReportingClient
+    apis: PlatformApis, client: HttpxPlatformClient
 ) -> None:
     # Given an order with one open and one closed fulfillment order
     apis.shopify_fulfillment_orders[SHOPIFY_ORDER] = [
@@ -78,7 +78,7 @@ async def test_shopify_delivered_fulfils_the_open_fulfillment_orders(
 
 
 async def test_shopify_cancelled_and_rejected_cancel_the_order(
-    apis: PlatformApis, client: ReportingClient
+    apis: PlatformApis, client: HttpxPlatformClient
 ) -> None:
     settings = {"api_base_url": apis.base_url, "access_token": SHOPIFY_TOKEN}
     # When one order is cancelled and another rejected
@@ -97,7 +97,7 @@ async def test_shopify_cancelled_and_rejected_cancel_the_order(
 
 
 async def test_square_updates_the_fulfillment_state_at_the_orders_version(
-    apis: PlatformApis, client: ReportingClient
+    apis: PlatformApis, client: HttpxPlatformClient
 ) -> None:
     # Given a Square order at version 3 with a delivery fulfillment
     apis.square_orders[SQUARE_ORDER] = {
@@ -139,7 +139,7 @@ async def test_square_updates_the_fulfillment_state_at_the_orders_version(
 
 
 async def test_uber_eats_accepts_and_cancels_with_a_client_credentials_token(
-    apis: PlatformApis, client: ReportingClient
+    apis: PlatformApis, client: HttpxPlatformClient
 ) -> None:
     settings = {
         "client_id": UBER_CLIENT_ID,
@@ -171,7 +171,7 @@ async def test_uber_eats_accepts_and_cancels_with_a_client_credentials_token(
 
 
 async def test_a_refused_call_is_a_failed_fetch_naming_the_status(
-    apis: PlatformApis, client: ReportingClient
+    apis: PlatformApis, client: HttpxPlatformClient
 ) -> None:
     # Given a Shopify connection whose token the shop no longer accepts
     settings = {"api_base_url": apis.base_url, "access_token": "revoked"}

@@ -16,8 +16,8 @@ from contextlib import asynccontextmanager
 import structlog
 from fastapi import APIRouter, FastAPI
 
+from doorstep.integrations.adapters.platforms.http_client import FETCH_TIMEOUT_SECONDS, HttpxPlatformClient
 from doorstep.integrations.ports import FetchFailed, PlatformClient
-from doorstep.integrations.status_reports.client import TIMEOUT_SECONDS, ReportingClient
 from doorstep.integrations.status_reports.handlers import (
     ClaimDueReports,
     Due,
@@ -39,7 +39,7 @@ class Reporter:
         runtime: ReportingRuntime,
         concurrency: int = 20,
         poll_seconds: float = 5.0,
-        lease_seconds: float = 4 * TIMEOUT_SECONDS + 60,  # a report may take up to three calls
+        lease_seconds: float = 4 * FETCH_TIMEOUT_SECONDS + 60,  # a report may take up to three calls
     ) -> None:
         self.bus = bus
         self.client = client
@@ -149,7 +149,7 @@ class Reporter:
 
 def worker(bus: MessageBus, runtime: ReportingRuntime) -> APIRouter:
     """A router without routes whose lifespan runs the reporter while the app runs (after migrations)."""
-    reporter = Reporter(bus=bus, client=ReportingClient(), runtime=runtime)
+    reporter = Reporter(bus=bus, client=HttpxPlatformClient(), runtime=runtime)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

@@ -37,6 +37,8 @@ class HttpxPlatformClient:
             raise FetchFailed(
                 f"{request.method} {request.url} answered {response.status_code}: {response.text[:200]}"
             )
+        if not response.content.strip():
+            return None  # a 2xx without a body (Uber's accept, deny and cancel answer 204)
         try:
             return response.json()
         except ValueError:

@@ -97,3 +97,8 @@ async def scratch_postgres_database(server_url: str) -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+# Partner and courier APIs that tests serve on 127.0.0.1: allowed the way a self-hosted partner on a
+# private network would be (`DOORSTEP_WEBHOOKS_ALLOWED_NETWORKS`); everything else stays refused.
+LOCAL_NETWORKS = ["127.0.0.0/8"]

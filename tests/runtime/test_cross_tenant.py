@@ -11,8 +11,9 @@ import contextlib
 import itertools
 import json
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -26,13 +27,22 @@ from tests.integrations.integration.test_webhooks_api import fixture_bytes, open
 from tests.integrations.status_reports.platform_apis import WOO_KEY, WOO_SECRET, platform_apis
 from tests.integrations.status_reports.test_status_reports_e2e import moved, woo_connection, woo_order
 from tests.orders.integration.test_orders_api import order, place
-from tests.platform import RunningPlatform, Tenant
+from tests.platform import LOCAL_NETWORKS, RunningPlatform, Tenant, running_platform, settings_for
 
 from doorstep.kernel.ids import new_id
 from doorstep.kernel.permissions import DEFAULT_ROLES, Role
 from doorstep.runtime.permission_table import endpoints
 
 PARAMETER = re.compile(r"\{(\w+)\}")
+
+
+@pytest.fixture
+async def platform(tmp_path: Path) -> AsyncIterator[RunningPlatform]:
+    """The all-in-one platform; the courier networks and shops of the factories are local servers."""
+    async with running_platform(settings_for(tmp_path, webhooks_allowed_networks=LOCAL_NETWORKS)) as running:
+        yield running
+
+
 ADDRESS = {"line1": "Kastanienallee 12", "city": "Berlin", "country": "DE"}
 
 

@@ -13,6 +13,7 @@ from doorstep.integrations.adapters.unit_of_work import IntegrationsUnitOfWork
 from doorstep.integrations.couriers import api as couriers_api
 from doorstep.integrations.couriers.handlers import HANDLERS as COURIER_HANDLERS
 from doorstep.integrations.couriers.networks import CourierNetworks
+from doorstep.integrations.couriers.provider_http import ProviderHttp
 from doorstep.integrations.deliveries import api as deliveries_api
 from doorstep.integrations.deliveries.handlers import HANDLERS as DELIVERY_HANDLERS
 from doorstep.integrations.deliveries.handlers import delivery_runtime
@@ -33,6 +34,8 @@ NAME = "integrations"
 
 def build(settings: Settings, shared: Shared | None = None) -> Service:
     webhooks = outbound_dispatcher.webhook_runtime(settings)
+    # Platform and courier APIs are called at URLs tenants set: guarded like status webhooks.
+    platform_client = HttpxPlatformClient(allowed=webhooks.allowed)
     status_reports = ReportingRuntime()
     service = assemble(
         name=NAME,
@@ -60,14 +63,17 @@ def build(settings: Settings, shared: Shared | None = None) -> Service:
         ],
         consumers=consumers.subscriptions,
         dependencies={
-            "platform_client": HttpxPlatformClient(),
+            "platform_client": platform_client,
             "webhooks": webhooks,
             "status_reports": status_reports,
-            "couriers": CourierNetworks(),
+            "couriers": CourierNetworks(http=ProviderHttp(allowed=webhooks.allowed)),
             "deliveries": delivery_runtime(settings),
         },
     )
     # The status-webhook worker runs while the app does, in every process that serves integrations.
     service.routers = [*service.routers, outbound_dispatcher.worker(settings, service.bus, webhooks)]
-    service.routers = [*service.routers, status_reports_worker.worker(service.bus, status_reports)]
+    service.routers = [
+        *service.routers,
+        status_reports_worker.worker(service.bus, status_reports, platform_client),
+    ]
     return service

@@ -8,11 +8,13 @@ from datetime import UTC, datetime
 
 import jwt
 import pytest
+from tests.platform import LOCAL_NETWORKS
 
 from doorstep.integrations.couriers import doordash_drive, uber_direct
 from doorstep.integrations.couriers.domain import advances
 from doorstep.integrations.couriers.ports import CourierStatus, WebhookNotAuthentic, WebhookUnreadable
 from doorstep.integrations.couriers.provider_http import ProviderHttp
+from doorstep.integrations.outbound.ssrf import parse_networks
 
 SECRET = base64.urlsafe_b64encode(b"0123456789abcdef0123456789abcdef").decode().rstrip("=")
 NOW = datetime(2026, 11, 21, 18, 0, tzinfo=UTC)
@@ -87,7 +89,11 @@ def test_a_status_only_moves_forward() -> None:
 
 def _uber() -> uber_direct.UberDirect:
     return uber_direct.UberDirect(
-        http=ProviderHttp(), customer_id="cus_1", client_id="c", client_secret="s", webhook_signing_key="key"
+        http=ProviderHttp(allowed=parse_networks(LOCAL_NETWORKS)),
+        customer_id="cus_1",
+        client_id="c",
+        client_secret="s",
+        webhook_signing_key="key",
     )
 
 
@@ -143,7 +149,7 @@ def test_an_authentic_uber_webhook_of_another_kind_is_unreadable() -> None:
 def test_a_doordash_webhook_needs_the_configured_authorization() -> None:
     # Given a DoorDash adapter whose webhook secret is known
     drive = doordash_drive.DoorDashDrive(
-        http=ProviderHttp(),
+        http=ProviderHttp(allowed=parse_networks(LOCAL_NETWORKS)),
         developer_id="d",
         key_id="k",
         signing_secret=SECRET,

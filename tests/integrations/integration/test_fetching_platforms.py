@@ -9,18 +9,20 @@ from typing import Any
 
 import pytest
 from tests.integrations.partners import PartnerApi, partner_api
-from tests.platform import running_platform, settings_for
+from tests.platform import LOCAL_NETWORKS, running_platform, settings_for
 
 from doorstep.integrations.adapters.platforms.drafts import sign_base64
 from doorstep.integrations.adapters.platforms.http_client import HttpxPlatformClient
 from doorstep.integrations.adapters.platforms.square import SQUARE_VERSION, SquareAdapter
 from doorstep.integrations.adapters.platforms.ubereats import UberEatsAdapter
+from doorstep.integrations.outbound.ssrf import parse_networks
 from doorstep.integrations.ports import FetchFailed, OrderChange
 
 pytestmark = pytest.mark.integration
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
 SECRET = "fetching-platforms-secret-0123456789"
+LOCAL = parse_networks(LOCAL_NETWORKS)
 SQUARE_URL = "https://doorstep.example.com/hooks/square"
 SQUARE_ORDER = "eA3vssLHKJrv9H0IdJCM3gNqfdcZY"
 UBER_ORDER = "153dd7f1-339d-4619-940c-418943c14636"
@@ -54,7 +56,7 @@ async def test_square_fetches_the_order_with_its_bearer_token_and_api_version() 
     async with partner_api() as api:
         # Given Square's Orders API holding the order
         api.square_orders[SQUARE_ORDER] = fixture("square_retrieve_order.json")["order"]
-        client = HttpxPlatformClient()
+        client = HttpxPlatformClient(allowed=LOCAL)
         adapter = SquareAdapter()
 
         # When an order.updated notification is fetched and mapped
@@ -76,7 +78,7 @@ async def test_square_refusing_the_token_is_a_failed_fetch() -> None:
     async with partner_api() as api:
         # Given a connection whose access token Square no longer accepts
         settings = square_settings(api) | {"access_token": "revoked"}
-        client = HttpxPlatformClient()
+        client = HttpxPlatformClient(allowed=LOCAL)
 
         # When the notification is fetched
         # Then the fetch fails with Square's answer
@@ -90,7 +92,10 @@ async def test_square_refusing_the_token_is_a_failed_fetch() -> None:
 async def test_a_square_notification_while_the_api_is_down_is_kept_and_replay_fetches_it(
     tmp_path: Path,
 ) -> None:
-    async with partner_api() as api, running_platform(settings_for(tmp_path)) as platform:
+    async with (
+        partner_api() as api,
+        running_platform(settings_for(tmp_path, webhooks_allowed_networks=LOCAL_NETWORKS)) as platform,
+    ):
         # Given a Square connection, and Square's API down
         tenant = await platform.new_tenant()
         opened = await platform.client.post(
@@ -151,7 +156,7 @@ async def test_uber_eats_gets_a_client_credentials_token_once_and_renews_it_when
         api.uber_orders[UBER_ORDER] = fixture("ubereats_order.json")
         clock = Clock()
         adapter = UberEatsAdapter(clock=clock)
-        client = HttpxPlatformClient()
+        client = HttpxPlatformClient(allowed=LOCAL)
         notification = fixture("ubereats_orders_notification.json")
 
         # When two notifications are fetched, then a third after the token expired
@@ -191,7 +196,7 @@ async def test_uber_eats_never_calls_the_host_named_in_resource_href() -> None:
         api.uber_orders[UBER_ORDER] = fixture("ubereats_order.json")
         notification = fixture("ubereats_orders_cancel.json")
         notification["resource_href"] = f"http://169.254.169.254/v1/eats/order/{UBER_ORDER}"
-        client = HttpxPlatformClient()
+        client = HttpxPlatformClient(allowed=LOCAL)
 
         # When it is fetched and mapped
         adapter = UberEatsAdapter()
@@ -208,7 +213,7 @@ async def test_uber_eats_refusing_the_client_secret_is_a_failed_fetch() -> None:
     async with partner_api() as api:
         # Given Uber knowing another client secret
         api.uber_client_secret = "another-client-secret-0123456789"
-        client = HttpxPlatformClient()
+        client = HttpxPlatformClient(allowed=LOCAL)
 
         # When a notification is fetched
         # Then the token request fails and no order is asked for
@@ -229,7 +234,7 @@ async def test_uber_eats_asks_for_a_new_token_after_a_failed_order_fetch() -> No
         api.uber_client_secret = SECRET
         api.uber_token_lifetime = 3600
         adapter = UberEatsAdapter(clock=Clock())
-        client = HttpxPlatformClient()
+        client = HttpxPlatformClient(allowed=LOCAL)
         notification = fixture("ubereats_orders_notification.json")
 
         # When the fetch fails, and is tried again once the order is there
@@ -243,3 +248,30 @@ async def test_uber_eats_asks_for_a_new_token_after_a_failed_order_fetch() -> No
     order_calls = [h["Authorization"] for m, path, h, _ in api.requests if m == "GET"]
     assert order_calls == ["Bearer uber-token-1", "Bearer uber-token-2"]
     assert again["order"]["id"] == UBER_ORDER
+
+
+async def test_a_connection_whose_api_is_on_a_private_address_is_never_called(tmp_path: Path) -> None:
+    async with partner_api() as api, running_platform(settings_for(tmp_path)) as platform:
+        # Given a Square connection whose API base a tenant pointed at this machine (not allowed)
+        tenant = await platform.new_tenant()
+        opened = await platform.client.post(
+            "/v1/integrations/connections",
+            json={"platform": "square", "settings": square_settings(api), "secret": SECRET},
+            headers=tenant.headers,
+        )
+        path = opened.json()["webhook_url"].removeprefix("http://testserver")
+        api.square_orders[SQUARE_ORDER] = fixture("square_retrieve_order.json")["order"]
+
+        # When a signed notification arrives
+        body = json.dumps(fixture("square_order_created.json")).encode()
+        signature = sign_base64(SQUARE_URL.encode() + body, SECRET)
+        received = await platform.client.post(
+            path, content=body, headers={"X-Square-HmacSha256-Signature": signature}
+        )
+
+        # Then the delivery is kept, failed with the reason, and the address was never called
+        assert received.status_code == 202, received.text
+        delivery_id = received.json()["delivery_id"]
+        logged = await platform.client.get(f"/v1/integrations/inbound/{delivery_id}", headers=tenant.headers)
+        assert "127.0.0.1 is a loopback address" in logged.json()["failure_reason"]
+        assert api.paths("GET") == []

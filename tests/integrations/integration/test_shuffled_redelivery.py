@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 from tests.integrations.partners import PartnerApi, partner_api
-from tests.platform import RunningPlatform, Tenant, running_platform, settings_for
+from tests.platform import LOCAL_NETWORKS, RunningPlatform, Tenant, running_platform, settings_for
 
 from doorstep.integrations.adapters.platforms.doordash_drive import sign_drive_jwt
 from doorstep.integrations.adapters.platforms.drafts import sign_base64
@@ -183,7 +183,10 @@ async def _connect(platform: RunningPlatform, tenant: Tenant, api: PartnerApi) -
 
 
 async def _final_orders(deliveries: list[Delivery], tmp_path: Path) -> list[tuple[Any, ...]]:
-    async with partner_api() as api, running_platform(settings_for(tmp_path)) as platform:
+    async with (
+        partner_api() as api,
+        running_platform(settings_for(tmp_path, webhooks_allowed_networks=LOCAL_NETWORKS)) as platform,
+    ):
         _partner(api)
         tenant = await platform.new_tenant()
         paths = await _connect(platform, tenant, api)

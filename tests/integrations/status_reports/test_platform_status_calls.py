@@ -14,11 +14,13 @@ from tests.integrations.status_reports.platform_apis import (
     PlatformApis,
     platform_apis,
 )
+from tests.platform import LOCAL_NETWORKS
 
 from doorstep.integrations.adapters.platforms.http_client import HttpxPlatformClient
 from doorstep.integrations.adapters.platforms.shopify import ShopifyAdapter
 from doorstep.integrations.adapters.platforms.square import SquareAdapter
 from doorstep.integrations.adapters.platforms.ubereats import UberEatsAdapter
+from doorstep.integrations.outbound.ssrf import parse_networks
 from doorstep.integrations.ports import FetchFailed
 
 pytestmark = pytest.mark.integration
@@ -36,7 +38,7 @@ async def apis() -> AsyncIterator[PlatformApis]:
 
 @pytest.fixture
 async def client() -> AsyncIterator[HttpxPlatformClient]:
-    client = HttpxPlatformClient(timeout=5)
+    client = HttpxPlatformClient(timeout=5, allowed=parse_networks(LOCAL_NETWORKS))
     yield client
     await client.close()
 

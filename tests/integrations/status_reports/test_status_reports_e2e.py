@@ -18,7 +18,7 @@ from tests.integrations.integration.test_webhooks_api import (
 )
 from tests.integrations.status_reports.platform_apis import WOO_KEY, WOO_SECRET, PlatformApis, platform_apis
 from tests.orders.integration.test_orders_api import move
-from tests.platform import RunningPlatform, Tenant, running_platform, settings_for
+from tests.platform import LOCAL_NETWORKS, RunningPlatform, Tenant, running_platform, settings_for
 
 from doorstep.integrations.adapters.platforms.drafts import sign_base64
 from doorstep.integrations.status_reports.worker import Reporter
@@ -48,7 +48,7 @@ async def apis() -> AsyncIterator[PlatformApis]:
 
 @pytest.fixture
 async def reporting(tmp_path: Path) -> AsyncIterator[tuple[RunningPlatform, Reporter, FakeClock]]:
-    async with running_platform(settings_for(tmp_path)) as platform:
+    async with running_platform(settings_for(tmp_path, webhooks_allowed_networks=LOCAL_NETWORKS)) as platform:
         reporter: Reporter = platform.app.state.status_reporter
         await reporter.stop()  # the test drives it, one round at a time
         clock = FakeClock()

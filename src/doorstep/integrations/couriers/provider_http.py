@@ -2,21 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import httpx
 
+from doorstep.integrations.adapters.guarded_http import AddressRefused, GuardedTransport
 from doorstep.integrations.couriers.ports import CourierRejected, CourierUnavailable
+from doorstep.integrations.outbound.ssrf import Network
 
 TIMEOUT_SECONDS = 10.0
 
 
 class ProviderHttp:
-    """One pooled httpx client for every courier account of the process; created on first use."""
+    """One pooled httpx client for every courier account of the process; created on first use.
 
-    def __init__(self, *, timeout: float = TIMEOUT_SECONDS) -> None:
+    An account's base URL is the tenant's to set: requests go through `GuardedTransport`."""
+
+    def __init__(self, *, timeout: float = TIMEOUT_SECONDS, allowed: Sequence[Network] = ()) -> None:
         self._timeout = timeout
+        self._allowed = tuple(allowed)
         self._client: httpx.AsyncClient | None = None
 
     async def call(
@@ -30,11 +35,15 @@ class ProviderHttp:
         form: Mapping[str, str] | None = None,
     ) -> dict[str, Any]:
         if self._client is None:
-            self._client = httpx.AsyncClient(timeout=self._timeout)
+            self._client = httpx.AsyncClient(
+                timeout=self._timeout, transport=GuardedTransport(allowed=self._allowed)
+            )
         try:
             response = await self._client.request(
                 method, url, headers=dict(headers or {}), json=json, data=dict(form) if form else None
             )
+        except AddressRefused as error:
+            raise CourierRejected(f"{network} is not called at {url}: {error}") from None
         except httpx.TimeoutException:
             raise CourierUnavailable(f"{network} did not answer {method} {url} in time") from None
         except httpx.HTTPError as error:

@@ -147,9 +147,9 @@ class Reporter:
         self._wakeup.set()
 
 
-def worker(bus: MessageBus, runtime: ReportingRuntime) -> APIRouter:
+def worker(bus: MessageBus, runtime: ReportingRuntime, client: HttpxPlatformClient) -> APIRouter:
     """A router without routes whose lifespan runs the reporter while the app runs (after migrations)."""
-    reporter = Reporter(bus=bus, client=HttpxPlatformClient(), runtime=runtime)
+    reporter = Reporter(bus=bus, client=client, runtime=runtime)
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:

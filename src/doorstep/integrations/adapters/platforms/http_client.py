@@ -1,11 +1,17 @@
-"""The `PlatformClient` over httpx: one pooled client, created on first use, never at import."""
+"""The `PlatformClient` over httpx: one pooled client, created on first use, never at import.
+
+Its requests go through `GuardedTransport`: a connection's API base URL is the tenant's to set, so no
+request may reach a private address unless `allowed` says so."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import httpx
 
+from doorstep.integrations.adapters.guarded_http import GuardedTransport
+from doorstep.integrations.outbound.ssrf import Network
 from doorstep.integrations.ports import FetchFailed, FetchRequest
 
 # A platform that takes longer than this is treated as down; the delivery stays replayable.
@@ -14,10 +20,14 @@ FETCH_TIMEOUT_SECONDS = 10.0
 
 class HttpxPlatformClient:
     def __init__(
-        self, *, timeout: float = FETCH_TIMEOUT_SECONDS, transport: httpx.AsyncBaseTransport | None = None
+        self,
+        *,
+        timeout: float = FETCH_TIMEOUT_SECONDS,
+        allowed: Sequence[Network] = (),
+        transport: httpx.AsyncBaseTransport | None = None,
     ):
         self._timeout = timeout
-        self._transport = transport
+        self._transport = transport or GuardedTransport(allowed=allowed)
         self._client: httpx.AsyncClient | None = None
 
     async def fetch(self, request: FetchRequest) -> Any:

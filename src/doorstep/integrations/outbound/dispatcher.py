@@ -16,12 +16,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections import Counter
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter
 
+from doorstep.integrations.adapters.workers import ClaimLoop, lifespan_router
 from doorstep.integrations.outbound.handlers import (
     ClaimDueMessages,
     Delivery,
@@ -59,9 +58,13 @@ class Dispatcher:
         self.batch_size = batch_size
         self._lease_seconds = timeout + 60
         self._in_flight: Counter[str] = Counter()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._wakeup = asyncio.Event()
-        self._loop: asyncio.Task[None] | None = None
+        self._loop = ClaimLoop(
+            name="webhook-dispatcher",
+            claim=self._claim,
+            run=self._deliver,
+            concurrency=concurrency,
+            poll_seconds=poll_seconds,
+        )
         self._outcomes: list[RecordOutcome] = []
         self._outcomes_waiting = asyncio.Event()
         self._flush_lock = asyncio.Lock()
@@ -69,23 +72,17 @@ class Dispatcher:
         runtime.wake = self.wake
 
     def wake(self) -> None:
-        self._wakeup.set()
+        self._loop.wake()
 
     async def start(self) -> None:
-        if self._loop is None:
+        if self._flusher is None:
             self._flusher = asyncio.create_task(self._flush_when_waiting(), name="webhook-outcomes")
-            self._loop = asyncio.create_task(self._run(), name="webhook-dispatcher")
+        self._loop.start()
 
     async def stop(self) -> None:
         """Stop claiming, wait for the deliveries under way (each is bounded by the timeout) and store
         their outcomes."""
-        loop, self._loop = self._loop, None
-        if loop is not None:
-            loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await loop
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._loop.stop()
         flusher, self._flusher = self._flusher, None
         if flusher is not None:
             async with self._flush_lock:  # a batch being written is finished, not cut off
@@ -100,7 +97,7 @@ class Dispatcher:
 
     async def run_once(self) -> int:
         """Claim what is due now and deliver it; returns how many were delivered (for tests and tools)."""
-        deliveries = await self._claim()
+        deliveries = await self._claim(self._loop.room)
         if deliveries:
             await asyncio.gather(*(self._deliver(delivery) for delivery in deliveries))
         await self.flush()
@@ -120,7 +117,7 @@ class Dispatcher:
                     log.exception("webhook_outcomes_not_recorded", messages=[o.message_id for o in batch])
                 else:
                     stored += len(batch)
-                self._wakeup.set()  # the next message of the same order may be due now
+                self._loop.wake()  # the next message of the same order may be due now
         return stored
 
     async def _flush_when_waiting(self) -> None:
@@ -130,28 +127,7 @@ class Dispatcher:
             await asyncio.sleep(0)  # deliveries finishing in this same turn of the loop join the batch
             await self.flush()
 
-    async def _run(self) -> None:
-        while True:
-            self._wakeup.clear()
-            room = self.concurrency - len(self._tasks)
-            try:
-                deliveries = await self._claim()
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("webhook_claim_failed")
-                deliveries = []
-            for delivery in deliveries:
-                task = asyncio.create_task(self._deliver(delivery))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-            # Fewer than asked for means nothing else is due or claimable now: wait to be woken.
-            if len(deliveries) < room or len(self._tasks) >= self.concurrency:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self.poll_seconds)
-
-    async def _claim(self) -> list[Delivery]:
-        room = self.concurrency - len(self._tasks)
+    async def _claim(self, room: int) -> list[Delivery]:
         if room <= 0:
             return []
         busy = tuple(endpoint for endpoint, count in self._in_flight.items() if count >= self.per_endpoint)
@@ -202,29 +178,12 @@ class Dispatcher:
             # A freed slot matters to the claims only where the slots had run out; otherwise the flush
             # that follows wakes the claims (the order's next message may be due then), and an extra
             # claim here would take the one SQLite writer for nothing.
-            slots_were_full = (
-                self._in_flight[endpoint.id] >= self.per_endpoint or len(self._tasks) >= self.concurrency
-            )
+            slots_were_full = self._in_flight[endpoint.id] >= self.per_endpoint or self._loop.full
             self._in_flight[endpoint.id] -= 1
             if self._in_flight[endpoint.id] <= 0:
                 del self._in_flight[endpoint.id]
             if slots_were_full:
-                self._wakeup.set()
-
-
-def lifespan_router(dispatcher: Dispatcher) -> APIRouter:
-    """A router without routes whose lifespan runs the dispatcher while the app runs (after migrations)."""
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.webhook_dispatcher = dispatcher
-        await dispatcher.start()
-        try:
-            yield
-        finally:
-            await dispatcher.close()
-
-    return APIRouter(lifespan=lifespan)
+                self._loop.wake()
 
 
 def webhook_runtime(settings: Settings) -> WebhookRuntime:
@@ -238,4 +197,4 @@ def worker(settings: Settings, bus: MessageBus, runtime: WebhookRuntime) -> APIR
     dispatcher = Dispatcher(
         bus=bus, sender=sender, runtime=runtime, timeout=settings.webhooks_timeout_seconds
     )
-    return lifespan_router(dispatcher)
+    return lifespan_router(dispatcher, state="webhook_dispatcher")

@@ -9,14 +9,12 @@ lease runs out (at least once, never lost).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 
 import structlog
-from fastapi import APIRouter, FastAPI
+from fastapi import APIRouter
 
 from doorstep.integrations.adapters.platforms.http_client import FETCH_TIMEOUT_SECONDS, HttpxPlatformClient
+from doorstep.integrations.adapters.workers import ClaimLoop, lifespan_router
 from doorstep.integrations.ports import FetchFailed, PlatformClient
 from doorstep.integrations.status_reports.handlers import (
     ClaimDueReports,
@@ -47,26 +45,23 @@ class Reporter:
         self.concurrency = concurrency
         self.poll_seconds = poll_seconds
         self.lease_seconds = lease_seconds
-        self._wakeup = asyncio.Event()
-        self._tasks: set[asyncio.Task[None]] = set()
-        self._loop: asyncio.Task[None] | None = None
+        self._loop = ClaimLoop(
+            name="status-reporter",
+            claim=self._claim,
+            run=self._send,
+            concurrency=concurrency,
+            poll_seconds=poll_seconds,
+        )
         runtime.wake = self.wake
 
     def wake(self) -> None:
-        self._wakeup.set()
+        self._loop.wake()
 
     async def start(self) -> None:
-        if self._loop is None:
-            self._loop = asyncio.create_task(self._run(), name="status-reporter")
+        self._loop.start()
 
     async def stop(self) -> None:
-        loop, self._loop = self._loop, None
-        if loop is not None:
-            loop.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await loop
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._loop.stop()
 
     async def close(self) -> None:
         await self.stop()
@@ -79,25 +74,6 @@ class Reporter:
         due = await self._claim(self.concurrency)
         await asyncio.gather(*(self._send(one) for one in due))
         return len(due)
-
-    async def _run(self) -> None:
-        while True:
-            self._wakeup.clear()
-            room = self.concurrency - len(self._tasks)
-            try:
-                due = await self._claim(room) if room > 0 else []
-            except asyncio.CancelledError:
-                raise
-            except Exception:
-                log.exception("status_report_claim_failed")
-                due = []
-            for one in due:
-                task = asyncio.create_task(self._send(one))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
-            if len(due) < room or len(self._tasks) >= self.concurrency:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(self._wakeup.wait(), self.poll_seconds)
 
     async def _claim(self, limit: int) -> list[Due]:
         due: list[Due] = await self.bus.handle(ClaimDueReports(limit=limit, lease_seconds=self.lease_seconds))
@@ -144,20 +120,8 @@ class Reporter:
         except Exception:
             # The lease runs out and the report is sent again: at least once, never lost.
             log.exception("status_report_outcome_not_recorded", report_id=report.id)
-        self._wakeup.set()
+        self._loop.wake()
 
 
 def worker(bus: MessageBus, runtime: ReportingRuntime, client: HttpxPlatformClient) -> APIRouter:
-    """A router without routes whose lifespan runs the reporter while the app runs (after migrations)."""
-    reporter = Reporter(bus=bus, client=client, runtime=runtime)
-
-    @asynccontextmanager
-    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        app.state.status_reporter = reporter
-        await reporter.start()
-        try:
-            yield
-        finally:
-            await reporter.close()
-
-    return APIRouter(lifespan=lifespan)
+    return lifespan_router(Reporter(bus=bus, client=client, runtime=runtime), state="status_reporter")

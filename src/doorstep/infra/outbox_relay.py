@@ -45,6 +45,9 @@ class OutboxRelay:
         self._poll_seconds = poll_seconds
         self._retention = retention
         self._wakeup = asyncio.Event()
+        # The background loop and a caller's publish_pending (tests' settle, a shutdown flush) must not
+        # read the same unpublished rows side by side: on SQLite both would publish them.
+        self._publishing = asyncio.Lock()
         self._task: asyncio.Task[None] | None = None
         self._listener: Any = None
         self._last_prune = utcnow() - _PRUNE_EVERY
@@ -55,11 +58,12 @@ class OutboxRelay:
     async def publish_pending(self) -> int:
         """Publish everything unpublished now; returns how many events went out."""
         total = 0
-        while True:
-            count = await self._publish_batch()
-            total += count
-            if count < self._batch_size:
-                return total
+        async with self._publishing:
+            while True:
+                count = await self._publish_batch()
+                total += count
+                if count < self._batch_size:
+                    return total
 
     async def _publish_batch(self) -> int:
         if self._database.dialect == "postgresql":

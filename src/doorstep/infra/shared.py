@@ -1,4 +1,4 @@
-"""What every service of a process shares: the rate limiter and the list of revoked tokens.
+"""What every service of a process shares: the rate limiter, the list of revoked tokens, the geocoder.
 
 With `DOORSTEP_REDIS_URL` both live in Redis, shared by every process of the distributed shape;
 without it, in the process (the all-in-one shape, where one process is the whole platform).
@@ -6,13 +6,15 @@ without it, in the process (the all-in-one shape, where one process is the whole
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import redis.asyncio
 
+from doorstep.infra.geocoders import build_geocoder
 from doorstep.infra.rate_limits import LeasedRateLimiter, MemoryRateLimiter, RedisRateLimiter
 from doorstep.infra.redis_client import redis_from_url
 from doorstep.infra.revocations import MemoryRevocationList, RedisRevocationList
+from doorstep.kernel.geocoding import Geocoder
 from doorstep.kernel.limits import RateLimiter, RevocationList
 from doorstep.kernel.settings import Settings
 
@@ -22,6 +24,7 @@ class Shared:
     limiter: RateLimiter
     revocations: RevocationList
     redis: redis.asyncio.Redis | None = None
+    _geocoder: Geocoder | None = field(default=None, repr=False)
 
     async def ping(self) -> bool:
         if self.redis is None:
@@ -40,6 +43,12 @@ class Shared:
         if isinstance(self.limiter, RedisRateLimiter):
             return LeasedRateLimiter(self.limiter)
         return self.limiter
+
+    def geocoder(self, settings: Settings) -> Geocoder:
+        """One geocoder for the services of a process: Nominatim's one request a second is per process."""
+        if self._geocoder is None:
+            self._geocoder = build_geocoder(settings)
+        return self._geocoder
 
     async def close(self) -> None:
         if self.redis is not None:

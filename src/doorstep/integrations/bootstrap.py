@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+from functools import partial
 from pathlib import Path
 
 from doorstep.infra.service import Service, assemble
-from doorstep.infra.shared import Shared
+from doorstep.infra.shared import Shared, make_shared
 from doorstep.integrations import api, consumers
 from doorstep.integrations.adapters.platforms.http_client import HttpxPlatformClient
 from doorstep.integrations.adapters.tables import inbox, outbox
@@ -33,6 +35,7 @@ NAME = "integrations"
 
 
 def build(settings: Settings, shared: Shared | None = None) -> Service:
+    shared = shared or make_shared(settings)
     webhooks = outbound_dispatcher.webhook_runtime(settings)
     # Platform and courier APIs are called at URLs tenants set: guarded like status webhooks.
     platform_client = HttpxPlatformClient(allowed=webhooks.allowed)
@@ -67,7 +70,7 @@ def build(settings: Settings, shared: Shared | None = None) -> Service:
             "webhooks": webhooks,
             "status_reports": status_reports,
             "couriers": CourierNetworks(http=ProviderHttp(allowed=webhooks.allowed)),
-            "deliveries": delivery_runtime(settings),
+            "deliveries": delivery_runtime(settings, geocoder=shared.geocoder(settings)),
         },
     )
     # The status-webhook worker runs while the app does, in every process that serves integrations.

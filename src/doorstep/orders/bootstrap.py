@@ -7,10 +7,9 @@ from functools import partial
 from pathlib import Path
 
 from doorstep.infra.service import Service, assemble
-from doorstep.infra.shared import Shared
+from doorstep.infra.shared import Shared, make_shared
 from doorstep.kernel.settings import Settings
 from doorstep.orders import api, consumers
-from doorstep.orders.adapters.geocoders import build_geocoder
 from doorstep.orders.adapters.repositories import prune_idempotency_keys
 from doorstep.orders.adapters.tables import inbox, outbox
 from doorstep.orders.adapters.unit_of_work import OrdersUnitOfWork
@@ -20,6 +19,7 @@ NAME = "orders"
 
 
 def build(settings: Settings, shared: Shared | None = None) -> Service:
+    shared = shared or make_shared(settings)
     service = assemble(
         name=NAME,
         settings=settings,
@@ -31,7 +31,7 @@ def build(settings: Settings, shared: Shared | None = None) -> Service:
         migrations=Path(__file__).parent / "migrations",
         routers=[api.router],
         consumers=consumers.subscriptions,
-        dependencies={"geocoder": build_geocoder(settings)},
+        dependencies={"geocoder": shared.geocoder(settings)},
     )
     retention = timedelta(hours=settings.idempotency_retention_hours)
     service.maintenance.append(partial(prune_idempotency_keys, service.database, older_than=retention))

@@ -6,11 +6,11 @@ import structlog
 
 from doorstep.contracts.orders import OrderDraft, Stop
 from doorstep.kernel.clock import utcnow
+from doorstep.kernel.geocoding import Geocoder, GeocodingFailed
 from doorstep.orders.adapters.unit_of_work import OrdersUnitOfWork
 from doorstep.orders.domain.commands import GeocodeOrder
 from doorstep.orders.domain.errors import AddressNotGeocoded, OrderNotFound
 from doorstep.orders.domain.model import STOPS
-from doorstep.orders.ports import Geocoder, GeocodingFailed
 from doorstep.orders.views import OrderDetail, order_detail
 
 log = structlog.get_logger()

@@ -1,4 +1,5 @@
-"""The demo tenant: merchants across Berlin, a Shopify connection, and a few hundred orders from every channel."""
+"""The demo tenant: merchants across Berlin, a Shopify connection, a delivery rate card, and a few hundred
+orders from every channel."""
 
 from __future__ import annotations
 
@@ -24,6 +25,16 @@ from doorstep.identity import views as identity_views
 from doorstep.identity.domain.commands import CreateTenant, CreateUser
 from doorstep.infra.service import Service
 from doorstep.integrations.adapters.platforms.shopify import sign_shopify_payload
+from doorstep.integrations.deliveries.domain.rate_card import (
+    PeakWindow,
+    Polygon,
+    RateCard,
+    Size,
+    SizeClass,
+    ZoneSurcharge,
+)
+from doorstep.integrations.deliveries.handlers import PutRateCard
+from doorstep.integrations.deliveries.repository import DeliveryApiRepository
 from doorstep.integrations.domain.commands import OpenConnection, ReceiveWebhook
 from doorstep.kernel.clock import utcnow
 from doorstep.kernel.settings import Settings
@@ -62,6 +73,43 @@ FIRST = [
 LAST = ["Müller", "Schmidt", "Yılmaz", "Kowalski", "Weber", "Nguyen", "Fischer", "Becker", "Haddad", "Schulz"]  # noqa: RUF001
 
 
+# What the demo tenant charges through the delivery API (`POST /v1/deliveries/quotes`), in euro cents.
+DEMO_RATE_CARD = RateCard(
+    currency="EUR",
+    base_fee=290,
+    per_km=85,
+    per_minute=12,
+    minimum_fee=490,
+    time_zone="Europe/Berlin",
+    peak_windows=[
+        PeakWindow(
+            weekdays=["mon", "tue", "wed", "thu", "fri", "sat", "sun"],
+            start="17:30",
+            end="21:00",
+            multiplier=1.25,
+        )
+    ],
+    # The centre, roughly: stopping there costs the driver the search for a place to stop.
+    zones=[
+        ZoneSurcharge(
+            name="Mitte",
+            area=Polygon(
+                type="Polygon",
+                coordinates=[
+                    [[13.365, 52.505], [13.430, 52.505], [13.430, 52.540], [13.365, 52.540], [13.365, 52.505]]
+                ],
+            ),
+            amount=150,
+        )
+    ],
+    sizes={
+        Size.SMALL: SizeClass(),
+        Size.MEDIUM: SizeClass(),
+        Size.LARGE: SizeClass(multiplier=1.25, surcharge=100),
+        Size.XL: SizeClass(multiplier=1.5, surcharge=300),
+    },
+)
+
 # People to log in as (`POST /v1/identity/login`); the demo's password is no secret.
 DEMO_PASSWORD = "doorstep-demo"  # noqa: S105
 DEMO_USERS = [
@@ -84,6 +132,7 @@ async def seed_demo(settings: Settings, *, public_url: str, orders: int) -> dict
         if path.exists():
             state: dict[str, str] = json.loads(path.read_text())
             if await identity_views.tenant(services["identity"].database, state["tenant_id"]) is not None:
+                await _ensure_rate_card(services["integrations"], state["tenant_id"])
                 return state
         state = await _create(services, public_url=public_url, orders=orders)
         path.write_text(json.dumps(state, indent=2))
@@ -107,6 +156,7 @@ async def _create(services: dict[str, Service], *, public_url: str, orders: int)
             tenant_id=tenant.id, platform="shopify", settings={"pickup": pickup, "merchant_id": merchant_id}
         )
     )
+    await _ensure_rate_card(services["integrations"], tenant.id)
     rng = random.Random(20261121)
     api_count = orders * 7 // 10
     csv_count = orders * 2 // 10
@@ -156,6 +206,14 @@ async def _create(services: dict[str, Service], *, public_url: str, orders: int)
         "webhook_url": f"{public_url}/v1/integrations/webhooks/shopify/{connection.token}",
         "webhook_secret": connection.secret,
     }
+
+
+async def _ensure_rate_card(integrations: Service, tenant_id: str) -> None:
+    """The demo's rate card, unless the tenant has one (a demo seeded before there was one gets it too)."""
+    async with integrations.database.reader() as session:
+        card = await DeliveryApiRepository(await session.connection()).rate_card(tenant_id)
+    if card is None:
+        await integrations.bus.handle(PutRateCard(tenant_id=tenant_id, card=DEMO_RATE_CARD, actor="demo"))
 
 
 async def _advance(orders: Service, tenant_id: str, order_ids: list[str], rng: random.Random) -> None:

@@ -248,7 +248,7 @@ async def test_bad_requests_are_refused_naming_the_field(platform: RunningPlatfo
         "rate-card-not-found",
     )
 
-    # When it has one and asks for a drop-off before the pickup, or leaves out the coordinates
+    # When it has one and asks for a drop-off before the pickup, or gives an address no geocoder knows
     await with_rate_card(platform, tenant.headers)
     start = datetime.now(UTC) + timedelta(hours=2)
     backwards = await platform.client.post(
@@ -260,7 +260,12 @@ async def test_bad_requests_are_refused_naming_the_field(platform: RunningPlatfo
     )
     unlocated = await platform.client.post(
         "/v1/deliveries/quotes",
-        json=quote_request(dropoff={k: v for k, v in DROPOFF.items() if k != "location"}),
+        json=quote_request(
+            dropoff={
+                **{k: v for k, v in DROPOFF.items() if k != "location"},
+                "address": "Nirgendwo 1, Berlin",
+            }
+        ),
         headers=tenant.headers,
     )
     bad_card = await platform.client.put(
@@ -269,7 +274,7 @@ async def test_bad_requests_are_refused_naming_the_field(platform: RunningPlatfo
 
     # Then each is a 422 naming its field
     assert assert_problem(backwards, 422, "invalid-delivery-request")["errors"][0]["field"] == "dropoff_time"
-    assert assert_problem(unlocated, 422, "validation-error")["errors"][0]["field"] == "dropoff.location"
+    assert assert_problem(unlocated, 422, "address-not-geocoded")["errors"][0]["field"] == "dropoff.address"
     assert assert_problem(bad_card, 422, "validation-error")["errors"][0]["field"] == "time_zone"
 
 

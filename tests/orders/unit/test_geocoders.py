@@ -12,15 +12,15 @@ import pytest
 from aiohttp import web
 
 from doorstep.contracts.orders import GeoPoint
-from doorstep.kernel.settings import Settings
-from doorstep.orders.adapters.geocoders import (
+from doorstep.infra.geocoders import (
     GeocodeCache,
     MinimumInterval,
     NominatimGeocoder,
     OfflineGazetteer,
     build_geocoder,
 )
-from doorstep.orders.ports import GeocodingFailed
+from doorstep.kernel.geocoding import GeocodingFailed
+from doorstep.kernel.settings import Settings
 
 # The offline gazetteer
 

@@ -20,6 +20,7 @@ from doorstep.contracts.orders import (
     Stop,
 )
 from doorstep.kernel.bus import MessageBus
+from doorstep.kernel.geocoding import GeocodingFailed
 from doorstep.kernel.messages import CloudEvent
 from doorstep.orders.domain.commands import AmendOrder, GeocodeOrder, ImportOrderBatch, PlaceOrder
 from doorstep.orders.domain.errors import (
@@ -30,7 +31,6 @@ from doorstep.orders.domain.errors import (
 )
 from doorstep.orders.domain.model import TRANSITIONS, Order, StatusChange
 from doorstep.orders.handlers import HANDLERS, Placement
-from doorstep.orders.ports import GeocodingFailed
 from doorstep.orders.views import OrderDetail
 
 S = OrderStatus

@@ -1,17 +1,28 @@
-"""The delivery API: `/v1/deliveries` quotes, accept, follow and cancel; the tenant's rate card."""
+"""The delivery API: `/v1/deliveries` quotes, accept, follow, list and cancel; the tenant's rate card."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
 from pydantic import AwareDatetime, BaseModel, ConfigDict, Field
 
-from doorstep.contracts.orders import Customer, GeoPoint, Identifier, Item, Name, Note, Phone, Stop, Text
+from doorstep.contracts.orders import (
+    Customer,
+    GeoPoint,
+    Identifier,
+    Item,
+    Name,
+    Note,
+    OrderStatus,
+    Phone,
+    Stop,
+    Text,
+)
 from doorstep.infra.service import Service
 from doorstep.integrations.deliveries.domain.errors import DeliveryNotFound, QuoteNotFound
-from doorstep.integrations.deliveries.domain.model import Delivery, Quote
+from doorstep.integrations.deliveries.domain.model import REQUESTED, Delivery, Quote
 from doorstep.integrations.deliveries.domain.rate_card import FeeLine, RateCard, Size
 from doorstep.integrations.deliveries.handlers import (
     Accepted,
@@ -20,9 +31,10 @@ from doorstep.integrations.deliveries.handlers import (
     PutRateCard,
     QuoteDelivery,
 )
-from doorstep.integrations.deliveries.repository import DeliveryApiRepository
+from doorstep.integrations.deliveries.repository import DeliveryApiRepository, DeliveryListing
 from doorstep.kernel.auth import Principal, Requires
-from doorstep.kernel.errors import NotFound
+from doorstep.kernel.errors import InvalidInput, NotFound
+from doorstep.kernel.pagination import Page
 from doorstep.kernel.permissions import Reach
 
 router = APIRouter(prefix="/v1/deliveries", tags=["delivery API"])
@@ -40,19 +52,24 @@ Manages = Annotated[Principal, Depends(Requires("orders.manage"))]
 Prices = Annotated[Principal, Depends(Requires("pricing.manage"))]
 
 
+# What a delivery's status can be: requested until its order exists, then the order's.
+STATUSES = (REQUESTED, *(status.value for status in OrderStatus))
+STATUS_FILTER = f"Repeat to match any of several: {', '.join(STATUSES)}."
+
+
 class RateCardNotFound(NotFound):
     slug = "rate-card-not-found"
     title = "The tenant has no delivery rate card"
 
 
 class Place(BaseModel):
-    """Where to pick up or drop off; coordinates are needed to price the trip."""
+    """Where to pick up or drop off; without `location` the address is geocoded to price the trip."""
 
     model_config = ConfigDict(extra="forbid")
     name: Name
     address: Text
     phone: Phone | None = None
-    location: GeoPoint
+    location: GeoPoint | None = Field(default=None, description="Geocoded from the address if left out.")
 
 
 class QuoteIn(BaseModel):
@@ -160,6 +177,13 @@ def _delivery_out(delivery: Delivery, quote: Quote) -> DeliveryOut:
     )
 
 
+def _utc(moment: datetime | None, field: str) -> datetime | None:
+    try:
+        return None if moment is None else moment.astimezone(UTC)
+    except OverflowError:
+        raise InvalidInput("the time is out of range", field=field, location="query") from None
+
+
 def _own_only(principal: Principal) -> bool:
     """Callers short of the whole tenant (merchant staff, customers) reach only what they made themselves."""
     return principal.reach is not Reach.TENANT
@@ -234,6 +258,41 @@ async def accept(
     if not accepted.created:
         response.status_code = 200
     return _delivery_out(accepted.delivery, accepted.quote)
+
+
+@router.get("", summary="The tenant's deliveries, newest first")
+async def list_deliveries(
+    principal: Reads,
+    service: IntegrationsService,
+    status: Annotated[list[str] | None, Query(description=STATUS_FILTER)] = None,
+    external_delivery_id: Annotated[str | None, Query(min_length=1, max_length=200)] = None,
+    created_from: Annotated[AwareDatetime | None, Query(description="Created at or after.")] = None,
+    created_to: Annotated[AwareDatetime | None, Query(description="Created before.")] = None,
+    limit: Annotated[int, Query(ge=1, le=200)] = 50,
+    cursor: Annotated[str | None, Query(max_length=500)] = None,
+) -> Page[DeliveryOut]:
+    unknown = sorted(set(status or ()) - set(STATUSES))
+    if unknown:
+        raise InvalidInput(
+            f"{unknown[0][:40]!r} is no delivery status; give one of {', '.join(STATUSES)}",
+            field="status",
+            location="query",
+        )
+    listing = DeliveryListing(
+        tenant_id=principal.tenant_id,
+        statuses=tuple(status or ()),
+        external_delivery_id=external_delivery_id,
+        created_from=_utc(created_from, "created_from"),
+        created_to=_utc(created_to, "created_to"),
+        created_by=principal.actor if _own_only(principal) else None,
+    )
+    async with service.database.reader() as session:
+        page, next_cursor = await DeliveryApiRepository(await session.connection()).list_deliveries(
+            listing, limit=limit, cursor=cursor
+        )
+    return Page[DeliveryOut](
+        items=[_delivery_out(delivery, quote) for delivery, quote in page], next_cursor=next_cursor
+    )
 
 
 @router.get("/{api_delivery_id}", summary="One delivery with its order's current status and its fee")

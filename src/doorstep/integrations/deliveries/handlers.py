@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import structlog
 from pydantic import AwareDatetime
 from sqlalchemy.exc import IntegrityError
 
@@ -14,8 +15,10 @@ from doorstep.contracts.integrations import OrderReceived
 from doorstep.contracts.orders import Customer, Item, Stop
 from doorstep.integrations.adapters.unit_of_work import IntegrationsUnitOfWork
 from doorstep.integrations.deliveries.domain.errors import (
+    AddressNotGeocoded,
     DeliveryAlreadyExists,
     DeliveryNotFound,
+    GeocoderUnavailable,
     NoRateCard,
     QuoteExpired,
     QuoteNotFound,
@@ -32,26 +35,32 @@ from doorstep.integrations.deliveries.domain.rate_card import RateCard, Size
 from doorstep.integrations.deliveries.repository import DeliveryApiRepository
 from doorstep.kernel.bus import Handler
 from doorstep.kernel.clock import utcnow
+from doorstep.kernel.geocoding import Geocoder, GeocodingFailed
 from doorstep.kernel.ids import new_id
 from doorstep.kernel.messages import Command
 from doorstep.kernel.settings import Settings
 
+log = structlog.get_logger()
+
 
 @dataclass
 class DeliveryRuntime:
-    """What quoting needs besides the database: travel estimates from settings, and the time."""
+    """What quoting needs besides the database: travel estimates from settings, coordinates for stops
+    given by address only, and the time."""
 
     travel: Travel
+    geocoder: Geocoder | None = None
     clock: Callable[[], datetime] = field(default=utcnow)
 
 
-def delivery_runtime(settings: Settings) -> DeliveryRuntime:
+def delivery_runtime(settings: Settings, *, geocoder: Geocoder | None = None) -> DeliveryRuntime:
     return DeliveryRuntime(
         travel=Travel(
             speed_kmh=settings.delivery_speed_kmh,
             road_factor=settings.delivery_road_factor,
             handling_minutes=settings.delivery_handling_minutes,
-        )
+        ),
+        geocoder=geocoder,
     )
 
 
@@ -129,6 +138,7 @@ async def quote_delivery(
     cmd: QuoteDelivery, *, uow: IntegrationsUnitOfWork, deliveries: DeliveryRuntime
 ) -> Quote:
     runtime = deliveries
+    pickup, dropoff = await _located(cmd, runtime.geocoder)
     async with uow:
         repository = DeliveryApiRepository(uow.connection)
         card = await repository.rate_card(cmd.tenant_id)
@@ -141,8 +151,8 @@ async def quote_delivery(
             created_by=cmd.actor,
             card=card,
             travel=runtime.travel,
-            pickup=cmd.pickup,
-            dropoff=cmd.dropoff,
+            pickup=pickup,
+            dropoff=dropoff,
             size=cmd.size,
             customer=cmd.customer,
             items=cmd.items,
@@ -169,6 +179,29 @@ async def quote_delivery(
         )
         await uow.commit()
     return quote
+
+
+async def _located(cmd: QuoteDelivery, geocoder: Geocoder | None) -> tuple[Stop, Stop]:
+    """The pickup and drop-off with coordinates, those given by address only geocoded (outside any
+    transaction: the geocoder may take seconds). Without a geocoder the stops stay as they are."""
+    stops = {"pickup": cmd.pickup, "dropoff": cmd.dropoff}
+    if geocoder is not None:
+        for name, stop in stops.items():
+            if stop.location is not None:
+                continue
+            try:
+                point = await geocoder.geocode(stop.address)
+            except GeocodingFailed as exc:
+                log.warning("geocoding_failed", stop=name, error=str(exc))
+                raise GeocoderUnavailable(
+                    f"the geocoder did not answer for the {name} address; try again shortly"
+                ) from exc
+            if point is not None:
+                stops[name] = stop.model_copy(update={"location": point})
+        missing = [name for name, stop in stops.items() if stop.location is None]
+        if missing:
+            raise AddressNotGeocoded(missing)
+    return stops["pickup"], stops["dropoff"]
 
 
 async def accept_quote(

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
@@ -13,6 +14,19 @@ from doorstep.contracts.orders import Customer, Item, Stop
 from doorstep.integrations.deliveries.domain.model import Delivery, Quote
 from doorstep.integrations.deliveries.domain.rate_card import FeeLine, RateCard, Size
 from doorstep.integrations.deliveries.tables import api_deliveries, delivery_quotes, delivery_rate_cards
+from doorstep.kernel.pagination import newest_first, page_of
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryListing:
+    """Which deliveries a list shows: the tenant's, narrowed by any filter given (`created_to` exclusive)."""
+
+    tenant_id: str
+    statuses: tuple[str, ...] = ()
+    external_delivery_id: str | None = None
+    created_from: datetime | None = None
+    created_to: datetime | None = None
+    created_by: str | None = None
 
 
 class DeliveryApiRepository:
@@ -77,6 +91,37 @@ class DeliveryApiRepository:
             query = query.with_for_update()
         row = (await self.connection.execute(query)).first()
         return None if row is None else delivery_from_row(row)
+
+    async def quotes(self, *, tenant_id: str, quote_ids: Collection[str]) -> dict[str, Quote]:
+        if not quote_ids:
+            return {}
+        query = select(delivery_quotes).where(
+            delivery_quotes.c.tenant_id == tenant_id, delivery_quotes.c.id.in_(list(quote_ids))
+        )
+        return {row.id: quote_from_row(row) for row in (await self.connection.execute(query)).all()}
+
+    async def list_deliveries(
+        self, listing: DeliveryListing, *, limit: int, cursor: str | None
+    ) -> tuple[list[tuple[Delivery, Quote]], str | None]:
+        """A page of the tenant's deliveries, newest first, each with its quote, and the next page's cursor."""
+        query = select(api_deliveries).where(api_deliveries.c.tenant_id == listing.tenant_id)
+        if listing.statuses:
+            query = query.where(api_deliveries.c.status.in_(listing.statuses))
+        if listing.external_delivery_id is not None:
+            query = query.where(api_deliveries.c.external_delivery_id == listing.external_delivery_id)
+        if listing.created_from is not None:
+            query = query.where(api_deliveries.c.created_at >= listing.created_from)
+        if listing.created_to is not None:
+            query = query.where(api_deliveries.c.created_at < listing.created_to)
+        if listing.created_by is not None:
+            query = query.where(api_deliveries.c.created_by == listing.created_by)
+        query = newest_first(query, api_deliveries.c.id, limit=limit, cursor=cursor)
+        rows, next_cursor = page_of((await self.connection.execute(query)).all(), limit)
+        deliveries = [delivery_from_row(row) for row in rows]
+        quotes = await self.quotes(
+            tenant_id=listing.tenant_id, quote_ids={delivery.quote_id for delivery in deliveries}
+        )
+        return [(d, quotes[d.quote_id]) for d in deliveries if d.quote_id in quotes], next_cursor
 
     async def delivery_of_quote(self, *, tenant_id: str, quote_id: str) -> Delivery | None:
         query = select(api_deliveries).where(

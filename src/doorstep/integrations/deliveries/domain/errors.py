@@ -1,6 +1,8 @@
 """Errors of the delivery API, each a problem with a stable type."""
 
-from doorstep.kernel.errors import Conflict, DoorstepError, InvalidInput, NotFound
+from collections.abc import Iterable
+
+from doorstep.kernel.errors import Conflict, DoorstepError, InvalidInput, NotFound, ServiceUnavailable
 
 
 class QuoteNotFound(NotFound):
@@ -37,3 +39,34 @@ class DeliveryAlreadyExists(Conflict):
 class DeliveryNotCancellable(Conflict):
     slug = "delivery-not-cancellable"
     title = "The delivery can no longer be cancelled"
+
+
+class AddressNotGeocoded(DoorstepError):
+    """A stop given by address only, and the geocoder knows no such place."""
+
+    slug = "address-not-geocoded"
+    title = "The geocoder found no coordinates for the address"
+    status = 422
+
+    def __init__(self, stops: Iterable[str]) -> None:
+        missing = list(stops)
+        super().__init__(
+            f"no coordinates found for the {' and '.join(missing)} address; correct it or give "
+            f"{' and '.join(f'{stop}.location' for stop in missing)}",
+            errors=[
+                {"field": f"{stop}.address", "in": "body", "message": "no coordinates found"}
+                for stop in missing
+            ],
+        )
+
+
+class GeocoderUnavailable(ServiceUnavailable):
+    """The geocoder could not answer now; the same request may be quoted a little later."""
+
+    slug = "geocoder-unavailable"
+    title = "The geocoder is not available"
+    RETRY_AFTER_SECONDS = 30
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.headers["Retry-After"] = str(self.RETRY_AFTER_SECONDS)

@@ -15,8 +15,8 @@ from pydantic import ValidationError
 
 from doorstep import __version__
 from doorstep.contracts.orders import GeoPoint
+from doorstep.kernel.geocoding import Geocoder, GeocodingFailed
 from doorstep.kernel.settings import Settings
-from doorstep.orders.ports import Geocoder, GeocodingFailed
 
 log = structlog.get_logger()
 

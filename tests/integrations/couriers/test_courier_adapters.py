@@ -5,14 +5,22 @@ from __future__ import annotations
 import base64
 import json
 from datetime import UTC, datetime
+from typing import Any
 
 import jwt
 import pytest
 from tests.platform import LOCAL_NETWORKS
 
+from doorstep.contracts.orders import GeoPoint
 from doorstep.integrations.couriers import doordash_drive, uber_direct
-from doorstep.integrations.couriers.domain import advances
-from doorstep.integrations.couriers.ports import CourierStatus, WebhookNotAuthentic, WebhookUnreadable
+from doorstep.integrations.couriers.domain import Provider, advances
+from doorstep.integrations.couriers.networks import credential_problem
+from doorstep.integrations.couriers.ports import (
+    CourierInfo,
+    CourierStatus,
+    WebhookNotAuthentic,
+    WebhookUnreadable,
+)
 from doorstep.integrations.couriers.provider_http import ProviderHttp
 from doorstep.integrations.outbound.ssrf import parse_networks
 
@@ -141,9 +149,102 @@ def test_an_uber_webhook_with_a_wrong_or_missing_signature_is_refused() -> None:
 
 
 def test_an_authentic_uber_webhook_of_another_kind_is_unreadable() -> None:
-    body = json.dumps({**UBER_EVENT, "kind": "event.courier_update"}).encode()
-    with pytest.raises(WebhookUnreadable):
+    body = json.dumps({**UBER_EVENT, "kind": "event.refund_request"}).encode()
+    with pytest.raises(WebhookUnreadable, match=r"'event\.refund_request' is not one of"):
         _uber().parse_webhook({"X-Postmates-Signature": uber_direct.signature("key", body)}, body)
+
+
+def test_an_uber_courier_update_brings_the_courier_position() -> None:
+    # Given Uber's courier_update webhook as documented: the position at the top and in data.courier
+    payload = {
+        "kind": "event.courier_update",
+        "id": "evt_c1",
+        "delivery_id": "del_1",
+        "status": "pickup",
+        "created": "2026-11-21T18:09:07.173Z",
+        "live_mode": False,
+        "location": {"lat": 52.5001, "lng": 13.4201},
+        "data": {
+            "id": "del_1",
+            "status": "pickup",
+            "courier": {
+                "name": "Cori R.",
+                "phone_number": "+11111111111",
+                "location": {"lat": 52.4990, "lng": 13.4190},
+            },
+        },
+    }
+    body = json.dumps(payload).encode()
+
+    # When it is parsed, and again without the top-level position
+    update = _uber().parse_webhook({"X-Postmates-Signature": uber_direct.signature("key", body)}, body)
+    del payload["location"]
+    body = json.dumps(payload).encode()
+    nested = _uber().parse_webhook({"X-Postmates-Signature": uber_direct.signature("key", body)}, body)
+
+    # Then the status is the delivery's, and the position the event's (else the courier's copy)
+    assert (update.event_key, update.status, update.provider_status) == (
+        "evt_c1",
+        CourierStatus.ASSIGNED,
+        "pickup",
+    )
+    assert update.occurred_at == datetime(2026, 11, 21, 18, 9, 7, 173000, tzinfo=UTC)
+    assert update.courier == CourierInfo(
+        name="Cori R.", phone="+11111111111", location=GeoPoint(lat=52.5001, lon=13.4201)
+    )
+    assert nested.courier is not None
+    assert nested.courier.location == GeoPoint(lat=52.4990, lon=13.4190)
+
+
+@pytest.mark.parametrize(
+    "position",
+    [
+        {"dasher_location": {"lat": 52.51, "lng": 13.41}},
+        {"dasher_location": {"lat": "52.51", "lng": "13.41"}},
+        {"dasher_location_lat": 52.51, "dasher_location_lng": 13.41},
+    ],
+)
+def test_a_doordash_dasher_event_brings_the_dasher_position(position: dict[str, Any]) -> None:
+    # Given a Dasher event with the Dasher's position (as an object, or as two fields)
+    body = json.dumps(
+        {
+            "event_name": "DASHER_ENROUTE_TO_DROPOFF",
+            "created_at": "2026-11-21T18:20:00Z",
+            "external_delivery_id": "ext-1",
+            **position,
+        }
+    ).encode()
+
+    # When it is parsed
+    update = _drive().parse_webhook({"Authorization": "Bearer s3cret"}, body)
+
+    # Then the position is the courier's
+    assert update.status == CourierStatus.PICKED_UP
+    assert update.courier == CourierInfo(location=GeoPoint(lat=52.51, lon=13.41))
+
+
+def test_a_position_off_the_map_is_left_out() -> None:
+    body = json.dumps(
+        {
+            "event_name": "DASHER_ENROUTE_TO_DROPOFF",
+            "created_at": "2026-11-21T18:20:00Z",
+            "external_delivery_id": "ext-1",
+            "dasher_name": "Sam",
+            "dasher_location": {"lat": 152.5, "lng": 13.4},
+        }
+    ).encode()
+    update = _drive().parse_webhook({"Authorization": "Bearer s3cret"}, body)
+    assert update.courier == CourierInfo(name="Sam")
+
+
+def _drive() -> doordash_drive.DoorDashDrive:
+    return doordash_drive.DoorDashDrive(
+        http=ProviderHttp(allowed=parse_networks(LOCAL_NETWORKS)),
+        developer_id="d",
+        key_id="k",
+        signing_secret=SECRET,
+        webhook_secret="Bearer s3cret",
+    )
 
 
 def test_a_doordash_webhook_needs_the_configured_authorization() -> None:
@@ -174,3 +275,30 @@ def test_a_doordash_webhook_needs_the_configured_authorization() -> None:
     # Then the right one maps, with its proof of delivery
     assert (update.provider_delivery_id, update.status) == ("ext-1", CourierStatus.DELIVERED)
     assert update.proof_of_delivery == ("https://dd.example/photo.jpg", "https://dd.example/sign.png")
+
+
+@pytest.mark.parametrize(
+    ("signing_secret", "problem"),
+    [
+        (SECRET, None),
+        (SECRET + "=", None),
+        ("my-doordash-secret!", "base64url text"),
+        (base64.urlsafe_b64encode(b"sixteen bytes!!!").decode(), "at least 32 bytes"),
+    ],
+)
+def test_a_doordash_signing_secret_must_be_the_one_doordash_shows(
+    signing_secret: str, problem: str | None
+) -> None:
+    # Given DoorDash credentials with this signing secret
+    credentials = {"developer_id": "d", "key_id": "k", "signing_secret": signing_secret}
+
+    # When they are checked
+    found = credential_problem(Provider.DOORDASH_DRIVE, credentials)
+
+    # Then a secret that is not base64url of a 32-byte key is refused, naming the field
+    if problem is None:
+        assert found is None
+    else:
+        assert found is not None
+        assert found[0] == "signing_secret"
+        assert problem in found[1]

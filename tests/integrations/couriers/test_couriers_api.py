@@ -253,3 +253,129 @@ async def test_network_errors_are_clear_problems_and_other_tenants_see_nothing(
         )
         assert foreign.status_code == 404
         assert (bad.status_code, bad.json()["errors"][0]["field"]) == (422, "credentials.signing_secret")
+
+
+async def test_courier_positions_are_kept_when_later_and_never_published(platform: RunningPlatform) -> None:
+    async with fake_couriers() as fake:
+        # Given an Uber Direct delivery whose courier was assigned at 18:05
+        tenant = await platform.new_tenant()
+        account = await open_account(platform, tenant, uber_account(fake.base_url))
+        created = await platform.client.post(
+            "/v1/integrations/courier-deliveries",
+            json={"account_id": account["id"], "order_id": "order-4", "request": REQUEST},
+            headers=tenant.headers,
+        )
+        delivery = created.json()
+        provider_id = delivery["provider_delivery_id"]
+        url = account["webhook_url"].removeprefix("http://testserver")
+
+        async def send(kind: str, event_id: str, status: str, at: str, lat: float | None = None) -> str:
+            payload: dict[str, Any] = {
+                "kind": kind,
+                "id": event_id,
+                "delivery_id": provider_id,
+                "status": status,
+                "created": at,
+                "data": {"id": provider_id, "status": status, "courier": {"name": "Cori R."}},
+            }
+            if lat is not None:
+                payload["location"] = {"lat": lat, "lng": 13.42}
+            body = dumps(payload)
+            response = await platform.client.post(
+                url, content=body, headers={"X-Postmates-Signature": uber_signature(body)}
+            )
+            assert response.status_code == 202, response.text
+            outcome: str = response.json()["outcome"]
+            return outcome
+
+        async def courier() -> tuple[Any, Any]:
+            found = await platform.client.get(
+                f"/v1/integrations/courier-deliveries/{delivery['id']}", headers=tenant.headers
+            )
+            body = found.json()
+            return body["courier"], body["courier_location_at"]
+
+        assert await send("event.delivery_status", "evt_1", "pickup", "2026-11-21T18:05:00Z") == "applied"
+        assert await courier() == ({"name": "Cori R.", "phone": None, "location": None}, None)
+
+        # When Uber reports the courier's position every 20 seconds, one of them late, one twice
+        outcomes = [
+            await send("event.courier_update", "evt_2", "pickup", "2026-11-21T18:05:20Z", 52.501),
+            await send("event.courier_update", "evt_4", "pickup", "2026-11-21T18:06:00Z", 52.503),
+            await send("event.courier_update", "evt_3", "pickup", "2026-11-21T18:05:40Z", 52.502),
+            await send("event.courier_update", "evt_4", "pickup", "2026-11-21T18:06:00Z", 52.503),
+        ]
+
+        # Then the later positions are kept, the late one changes nothing, and the delivery shows the latest
+        assert outcomes == ["location_updated", "location_updated", "ignored", "location_updated"]
+        assert await courier() == (
+            {"name": "Cori R.", "phone": None, "location": {"lat": 52.503, "lon": 13.42}},
+            "2026-11-21T18:06:00Z",
+        )
+
+        # When the pickup is reported (late, without a position), then delivery, then a position after it
+        picked_up = await send("event.delivery_status", "evt_5", "pickup_complete", "2026-11-21T18:05:50Z")
+        delivered = await send("event.delivery_status", "evt_6", "delivered", "2026-11-21T18:30:00Z", 52.499)
+        after = await send("event.courier_update", "evt_7", "delivered", "2026-11-21T18:30:20Z", 52.6)
+
+        # Then the statuses move on, the drop-off position is kept, the one after the delivery is not
+        assert (picked_up, delivered, after) == ("applied", "applied", "ignored")
+        assert await courier() == (
+            {"name": "Cori R.", "phone": None, "location": {"lat": 52.499, "lon": 13.42}},
+            "2026-11-21T18:30:00Z",
+        )
+        # And only the status changes were published: positions do not go through the outbox
+        assert await courier_events(platform, delivery["id"]) == [
+            {"type": "created", "status": "requested"},
+            {"type": "status_changed", "status": "assigned"},
+            {"type": "status_changed", "status": "picked_up"},
+            {"type": "status_changed", "status": "delivered"},
+        ]
+
+
+async def test_doordash_dasher_positions_on_the_way_are_kept(platform: RunningPlatform) -> None:
+    async with fake_couriers() as fake:
+        # Given a DoorDash delivery whose Dasher confirmed at 18:02, at a first position
+        tenant = await platform.new_tenant()
+        account = await open_account(platform, tenant, doordash_account(fake.base_url))
+        created = await platform.client.post(
+            "/v1/integrations/courier-deliveries",
+            json={"account_id": account["id"], "order_id": "order-5", "request": REQUEST},
+            headers=tenant.headers,
+        )
+        delivery = created.json()
+        url = account["webhook_url"].removeprefix("http://testserver")
+
+        async def dasher(event_name: str, at: str, lat: float) -> str:
+            event = dumps(
+                {
+                    "event_name": event_name,
+                    "created_at": at,
+                    "external_delivery_id": delivery["id"],
+                    "dasher_name": "Sam",
+                    "dasher_location": {"lat": lat, "lng": 13.42},
+                }
+            )
+            response = await platform.client.post(
+                url, content=event, headers={"Authorization": account["webhook_secret"]}
+            )
+            assert response.status_code == 202, response.text
+            outcome: str = response.json()["outcome"]
+            return outcome
+
+        confirmed = await dasher("DASHER_CONFIRMED", "2026-11-21T18:02:00Z", 52.50)
+
+        # When the Dasher's way to the pickup is reported with a later position
+        on_the_way = await dasher("DASHER_ENROUTE_TO_PICKUP", "2026-11-21T18:04:00Z", 52.51)
+
+        # Then the status stays assigned, and the position is the later one
+        found = await platform.client.get(
+            f"/v1/integrations/courier-deliveries/{delivery['id']}", headers=tenant.headers
+        )
+        body = found.json()
+        assert (confirmed, on_the_way) == ("applied", "location_updated")
+        assert (body["status"], body["provider_status"]) == ("assigned", "DASHER_CONFIRMED")
+        assert (body["courier"]["location"], body["courier_location_at"]) == (
+            {"lat": 52.51, "lon": 13.42},
+            "2026-11-21T18:04:00Z",
+        )

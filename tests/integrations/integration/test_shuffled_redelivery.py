@@ -19,7 +19,7 @@ from doorstep.integrations.adapters.platforms.drafts import sign_base64
 from doorstep.integrations.adapters.platforms.ubereats import sign_uber_payload
 
 FIXTURES = Path(__file__).parent.parent / "fixtures"
-SECRET = "shuffled-redelivery-secret-0123456789"
+SECRET = "shuffled-redelivery-secret-0123456789abcdefg"
 PICKUP = {
     "name": "Bäckerei Morgenrot",
     "address": "Kastanienallee 12, 10435 Berlin",

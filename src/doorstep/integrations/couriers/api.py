@@ -12,22 +12,19 @@ from sqlalchemy import select
 
 from doorstep.infra.service import Service
 from doorstep.integrations.couriers import repository
+from doorstep.integrations.couriers.accounts import CloseCourierAccount, NewAccount, OpenCourierAccount
 from doorstep.integrations.couriers.domain import Provider
 from doorstep.integrations.couriers.errors import CourierDeliveryNotFound
 from doorstep.integrations.couriers.handlers import (
     CancelCourierDelivery,
-    CloseCourierAccount,
     CreateCourierDelivery,
     Created,
-    NewAccount,
-    OpenCourierAccount,
     QuoteCourier,
-    ReceiveCourierWebhook,
-    WebhookReceipt,
 )
 from doorstep.integrations.couriers.ports import CourierInfo, CourierRequest, CourierStatus
 from doorstep.integrations.couriers.repository import CourierAccount, StoredDelivery, StoredQuote
 from doorstep.integrations.couriers.tables import courier_accounts
+from doorstep.integrations.couriers.webhooks import ReceiveCourierWebhook, WebhookReceipt
 from doorstep.integrations.domain.errors import PayloadTooLarge
 from doorstep.kernel.auth import PUBLIC, Principal, Requires
 
@@ -132,10 +129,16 @@ class DeliveryOut(BaseModel):
     status_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    courier_location_at: datetime | None = Field(
+        description="When the courier was at `courier.location`: the latest position the network reported."
+    )
 
 
 class WebhookReceiptOut(BaseModel):
-    outcome: str
+    outcome: str = Field(
+        description="`applied` (a newer status), `location_updated` (a later courier position only), "
+        "`ignored` (nothing newer than what is stored), `unknown_delivery`, or `duplicate`."
+    )
     duplicate: bool
 
 

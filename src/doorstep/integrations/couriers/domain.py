@@ -38,5 +38,15 @@ def newer(stored_at: datetime | None, occurred_at: datetime) -> bool:
     return stored_at is None or occurred_at >= stored_at
 
 
+def position_is_news(located_at: datetime | None, occurred_at: datetime) -> bool:
+    """Whether a courier position reported at `occurred_at` is later than the one stored (`located_at`)."""
+    return located_at is None or occurred_at > located_at
+
+
+def tracks_position(status: CourierStatus) -> bool:
+    """Whether the courier's position still matters: not once the delivery is over."""
+    return status not in FINAL
+
+
 def cancellable(status: CourierStatus) -> bool:
     return status not in FINAL and status is not CourierStatus.FAILED

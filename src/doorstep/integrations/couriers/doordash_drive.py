@@ -7,7 +7,6 @@ the `Authorization` value the tenant configured in the DoorDash portal: the acco
 
 from __future__ import annotations
 
-import base64
 import hmac
 import json
 from collections.abc import Callable, Mapping
@@ -17,6 +16,7 @@ from typing import Any
 import jwt
 
 from doorstep.contracts.orders import GeoPoint
+from doorstep.integrations.adapters.platforms.doordash_drive import signing_key
 from doorstep.integrations.couriers.ports import (
     CourierDelivery,
     CourierInfo,
@@ -80,11 +80,10 @@ def status_of_delivery(delivery_status: str) -> CourierStatus:
 
 def drive_jwt(*, developer_id: str, key_id: str, signing_secret: str, now: datetime) -> str:
     """The bearer token DoorDash asks for on every call."""
-    padded = signing_secret + "=" * (-len(signing_secret) % 4)
     issued = int(now.timestamp())
     return jwt.encode(
         {"aud": "doordash", "iss": developer_id, "kid": key_id, "exp": issued + TOKEN_SECONDS, "iat": issued},
-        base64.urlsafe_b64decode(padded),
+        signing_key(signing_secret),
         algorithm="HS256",
         headers={"dd-ver": "DD-JWT-V1", "kid": key_id},
     )
@@ -230,7 +229,9 @@ def update_of(payload: dict[str, Any]) -> CourierUpdate:
 def _courier(body: dict[str, Any]) -> CourierInfo | None:
     name = _text(body, "dasher_name")
     phone = _text(body, "dasher_dropoff_phone_number") or _text(body, "dasher_pickup_phone_number")
-    location = _point(body.get("dasher_location"))
+    location = _point(body.get("dasher_location")) or _point(
+        {"lat": body.get("dasher_location_lat"), "lng": body.get("dasher_location_lng")}
+    )
     if name is None and phone is None and location is None:
         return None
     return CourierInfo(name=name, phone=phone, location=location)
@@ -242,6 +243,7 @@ def _proof(body: dict[str, Any]) -> tuple[str, ...]:
 
 
 def _point(value: Any) -> GeoPoint | None:
+    """`{"lat": .., "lng": ..}` as both networks send it; None when it is missing or not a place on Earth."""
     if not isinstance(value, dict):
         return None
     try:

@@ -1,4 +1,4 @@
-"""Courier use cases: accounts, quotes, deliveries, cancellation, and the networks' status webhooks.
+"""Courier use cases: quotes, deliveries and cancellation (accounts: `accounts`, webhooks: `webhooks`).
 
 Calls to a network happen outside any transaction; what they answer is stored, audited and published
 in one. Dispatch will send the same commands through the bus as the API does now.
@@ -6,23 +6,24 @@ in one. Dispatch will send the same commands through the bus as the API does now
 
 from __future__ import annotations
 
-import secrets
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
-from sqlalchemy import delete, insert, update
+from sqlalchemy import insert
 from sqlalchemy.exc import IntegrityError
 
-from doorstep.contracts.integrations import (
-    CourierDeliveryCreated,
-    CourierDeliveryStatusChanged,
-    CourierLocation,
-)
+from doorstep.contracts.integrations import CourierDeliveryCreated
 from doorstep.integrations.adapters.unit_of_work import IntegrationsUnitOfWork
 from doorstep.integrations.couriers import repository
-from doorstep.integrations.couriers.domain import Provider, advances, cancellable
+from doorstep.integrations.couriers.accounts import (
+    CloseCourierAccount,
+    OpenCourierAccount,
+    close_courier_account,
+    open_courier_account,
+)
+from doorstep.integrations.couriers.domain import cancellable
 from doorstep.integrations.couriers.errors import (
     CourierAccountNotFound,
     CourierDeliveryNotCancellable,
@@ -30,10 +31,8 @@ from doorstep.integrations.couriers.errors import (
     CourierNetworkFailed,
     CourierQuoteNotFound,
     CourierRequestRejected,
-    CourierWebhookNotAuthentic,
-    CourierWebhookUnreadable,
 )
-from doorstep.integrations.couriers.networks import CourierNetworks, credential_problem, settings_problem
+from doorstep.integrations.couriers.networks import CourierNetworks
 from doorstep.integrations.couriers.ports import (
     CourierDelivery,
     CourierProblem,
@@ -41,15 +40,15 @@ from doorstep.integrations.couriers.ports import (
     CourierRequest,
     CourierStatus,
     CourierUpdate,
-    WebhookNotAuthentic,
-    WebhookUnreadable,
 )
 from doorstep.integrations.couriers.repository import CourierAccount, StoredDelivery, StoredQuote
-from doorstep.integrations.couriers.tables import (
-    courier_accounts,
-    courier_deliveries,
-    courier_quotes,
-    courier_webhook_events,
+from doorstep.integrations.couriers.tables import courier_deliveries, courier_quotes
+from doorstep.integrations.couriers.webhooks import (
+    APPLIED,
+    ReceiveCourierWebhook,
+    apply_update,
+    receive_courier_webhook,
+    save_delivery,
 )
 from doorstep.kernel.bus import Handler
 from doorstep.kernel.clock import utcnow
@@ -58,21 +57,6 @@ from doorstep.kernel.ids import new_id
 from doorstep.kernel.messages import Command
 
 log = structlog.get_logger()
-
-
-class OpenCourierAccount(Command):
-    tenant_id: str
-    provider: Provider
-    name: str
-    credentials: dict[str, str]
-    settings: dict[str, str]
-    actor: str
-
-
-class CloseCourierAccount(Command):
-    tenant_id: str
-    account_id: str
-    actor: str
 
 
 class QuoteCourier(Command):
@@ -100,105 +84,16 @@ class CancelCourierDelivery(Command):
     actor: str
 
 
-class ReceiveCourierWebhook(Command):
-    provider: str
-    token: str
-    headers: dict[str, str]
-    body: bytes
-
-
-@dataclass(frozen=True)
-class NewAccount:
-    account: CourierAccount
-    webhook_secret: str | None  # DoorDash's: made here, shown once
-
-
 @dataclass(frozen=True)
 class Created:
     delivery: StoredDelivery
     created: bool  # False: the order already had a delivery with this account
 
 
-@dataclass(frozen=True)
-class WebhookReceipt:
-    outcome: str  # applied, ignored, unknown_delivery
-    duplicate: bool
-
-
 def _network_error(error: CourierProblem, field: str) -> Exception:
     if isinstance(error, CourierRejected):
         return CourierRequestRejected(error.detail, field=field, location="body")
     return CourierNetworkFailed(error.detail)
-
-
-async def open_courier_account(cmd: OpenCourierAccount, *, uow: IntegrationsUnitOfWork) -> NewAccount:
-    problem = credential_problem(cmd.provider, cmd.credentials)
-    if problem is not None:
-        raise InvalidInput(problem[1], field=f"credentials.{problem[0]}", location="body")
-    problem = settings_problem(cmd.provider, cmd.settings)
-    if problem is not None:
-        raise InvalidInput(problem[1], field=f"settings.{problem[0]}", location="body")
-    credentials = dict(cmd.credentials)
-    webhook_secret = None
-    if cmd.provider is Provider.DOORDASH_DRIVE:
-        webhook_secret = credentials["webhook_secret"] = f"Bearer dd_{secrets.token_urlsafe(24)}"
-    account = CourierAccount(
-        id=new_id(),
-        tenant_id=cmd.tenant_id,
-        provider=cmd.provider,
-        name=cmd.name,
-        token=secrets.token_urlsafe(32),
-        credentials=credentials,
-        settings=dict(cmd.settings),
-        created_at=utcnow(),
-    )
-    async with uow:
-        await uow.connection.execute(
-            insert(courier_accounts).values(
-                id=account.id,
-                tenant_id=account.tenant_id,
-                provider=account.provider.value,
-                name=account.name,
-                token=account.token,
-                credentials=account.credentials,
-                settings=account.settings,
-                created_at=account.created_at,
-            )
-        )
-        _audit(
-            uow,
-            cmd.actor,
-            "courier_account.opened",
-            "courier_account",
-            account.id,
-            account.tenant_id,
-            None,
-            _account_state(account),
-        )
-        await uow.commit()
-    return NewAccount(account, webhook_secret)
-
-
-async def close_courier_account(cmd: CloseCourierAccount, *, uow: IntegrationsUnitOfWork) -> None:
-    """Its deliveries stay readable; the networks' webhooks for it are refused from now on."""
-    async with uow:
-        account = await repository.get_account(
-            uow.connection, tenant_id=cmd.tenant_id, account_id=cmd.account_id
-        )
-        if account is None:
-            raise CourierAccountNotFound(f"there is no courier account {cmd.account_id}")
-        await uow.connection.execute(delete(courier_accounts).where(courier_accounts.c.id == account.id))
-        _audit(
-            uow,
-            cmd.actor,
-            "courier_account.closed",
-            "courier_account",
-            account.id,
-            account.tenant_id,
-            _account_state(account),
-            None,
-        )
-        await uow.commit()
 
 
 async def quote_courier(
@@ -421,8 +316,8 @@ async def cancel_courier_delivery(
         )
         assert current is not None
         before = _delivery_state(current)
-        if _apply(uow, current, update_):
-            await _save(uow, current)
+        if apply_update(uow, current, update_) == APPLIED:
+            await save_delivery(uow, current)
             _audit(
                 uow,
                 cmd.actor,
@@ -437,115 +332,6 @@ async def cancel_courier_delivery(
     return current
 
 
-async def receive_courier_webhook(
-    cmd: ReceiveCourierWebhook, *, uow: IntegrationsUnitOfWork, couriers: CourierNetworks
-) -> WebhookReceipt:
-    async with uow:
-        account = await repository.account_by_token(uow.connection, provider=cmd.provider, token=cmd.token)
-    if account is None:
-        raise CourierAccountNotFound("there is no courier account behind this webhook URL")
-    port = couriers.adapter(account.provider, account.credentials, account.settings)
-    try:
-        courier_update = port.parse_webhook(cmd.headers, cmd.body)
-    except WebhookNotAuthentic as error:
-        raise CourierWebhookNotAuthentic(str(error)) from None
-    except WebhookUnreadable as error:
-        raise CourierWebhookUnreadable(str(error), field=None, location="body") from None
-    try:
-        return await _record_update(uow, account, courier_update, cmd.body)
-    except IntegrityError:
-        # The same webhook arrived twice at once; the other request stored it.
-        return WebhookReceipt(outcome="duplicate", duplicate=True)
-
-
-async def _record_update(
-    uow: IntegrationsUnitOfWork, account: CourierAccount, courier_update: CourierUpdate, body: bytes
-) -> WebhookReceipt:
-    async with uow:
-        seen = await uow.connection.scalar(
-            courier_webhook_events.select()
-            .with_only_columns(courier_webhook_events.c.outcome)
-            .where(
-                courier_webhook_events.c.account_id == account.id,
-                courier_webhook_events.c.event_key == courier_update.event_key,
-            )
-        )
-        if seen is not None:
-            return WebhookReceipt(outcome=str(seen), duplicate=True)
-        delivery = await repository.delivery_by_provider_id(
-            uow.connection, account_id=account.id, provider_delivery_id=courier_update.provider_delivery_id
-        )
-        if delivery is None:
-            outcome = "unknown_delivery"
-        elif _apply(uow, delivery, courier_update):
-            outcome = "applied"
-            await _save(uow, delivery)
-        else:
-            outcome = "ignored"
-        await uow.connection.execute(
-            insert(courier_webhook_events).values(
-                id=new_id(),
-                tenant_id=account.tenant_id,
-                account_id=account.id,
-                event_key=courier_update.event_key[:300],
-                provider_delivery_id=courier_update.provider_delivery_id[:200],
-                provider_status=courier_update.provider_status[:60],
-                outcome=outcome,
-                body=body,
-                received_at=utcnow(),
-            )
-        )
-        await uow.commit()
-    return WebhookReceipt(outcome=outcome, duplicate=False)
-
-
-def _apply(uow: IntegrationsUnitOfWork, delivery: StoredDelivery, courier_update: CourierUpdate) -> bool:
-    """Move the delivery on and publish it, when the update is news; False when it is older than what is stored."""
-    incoming = courier_update.status
-    if incoming is None or not advances(delivery.status, incoming):
-        return False
-    if delivery.status_at is not None and courier_update.occurred_at < delivery.status_at:
-        return False
-    before = delivery.status
-    delivery.status = incoming
-    delivery.provider_status = courier_update.provider_status
-    delivery.status_at = courier_update.occurred_at
-    delivery.updated_at = utcnow()
-    delivery.tracking_url = courier_update.tracking_url or delivery.tracking_url
-    delivery.courier = courier_update.courier or delivery.courier
-    delivery.proof_of_delivery = list(
-        dict.fromkeys([*delivery.proof_of_delivery, *courier_update.proof_of_delivery])
-    )
-    courier = delivery.courier
-    location = courier.location if courier else None
-    uow.emit(
-        CourierDeliveryStatusChanged(
-            courier_delivery_id=delivery.id,
-            order_id=delivery.order_id,
-            provider=delivery.provider.value,
-            provider_delivery_id=delivery.provider_delivery_id,
-            from_status=before.value,
-            status=incoming.value,
-            provider_status=courier_update.provider_status,
-            courier_name=courier.name if courier else None,
-            courier_phone=courier.phone if courier else None,
-            courier_location=CourierLocation(lat=location.lat, lon=location.lon) if location else None,
-            tracking_url=delivery.tracking_url,
-            proof_of_delivery_urls=list(delivery.proof_of_delivery),
-            reason=courier_update.reason,
-            occurred_at=courier_update.occurred_at,
-        ),
-        tenant_id=delivery.tenant_id,
-    )
-    return True
-
-
-async def _save(uow: IntegrationsUnitOfWork, delivery: StoredDelivery) -> None:
-    await uow.connection.execute(
-        update(courier_deliveries).where(courier_deliveries.c.id == delivery.id).values(delivery.row())
-    )
-
-
 async def _account(
     uow: IntegrationsUnitOfWork, tenant_id: str, account_id: str, *, field: str = "account_id"
 ) -> CourierAccount:
@@ -554,16 +340,6 @@ async def _account(
     if account is None:
         raise CourierAccountNotFound(f"there is no courier account {account_id}", field=field)
     return account
-
-
-def _account_state(account: CourierAccount) -> dict[str, Any]:
-    # Never the credentials: the audit log is read by more people than integrations.manage.
-    return {
-        "provider": account.provider.value,
-        "name": account.name,
-        "settings": account.settings,
-        "credential_names": sorted(account.credentials),
-    }
 
 
 def _delivery_state(delivery: StoredDelivery) -> dict[str, Any]:

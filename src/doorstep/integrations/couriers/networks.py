@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from collections.abc import Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from doorstep.integrations.adapters.platforms.doordash_drive import signing_key
 from doorstep.integrations.couriers import doordash_drive, uber_direct
 from doorstep.integrations.couriers.domain import Provider
 from doorstep.integrations.couriers.ports import CourierPort
@@ -35,11 +34,10 @@ def credential_problem(provider: Provider, credentials: Mapping[str, Any]) -> tu
     if extra:
         return extra[0], f"`{extra[0]}` is not a {provider.value} credential"
     if provider is Provider.DOORDASH_DRIVE:
-        secret = str(credentials["signing_secret"])
         try:
-            base64.urlsafe_b64decode(secret + "=" * (-len(secret) % 4))
-        except (binascii.Error, ValueError):
-            return "signing_secret", "`signing_secret` must be the base64url text DoorDash shows"
+            signing_key(str(credentials["signing_secret"]))
+        except ValueError as error:
+            return "signing_secret", f"`signing_secret` must be the secret DoorDash shows: {error}"
     return None
 
 

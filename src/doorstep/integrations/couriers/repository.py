@@ -61,6 +61,7 @@ class StoredDelivery:
     status_at: datetime | None
     created_at: datetime
     updated_at: datetime
+    courier_location_at: datetime | None = None
 
     def row(self) -> dict[str, Any]:
         return {
@@ -81,6 +82,7 @@ class StoredDelivery:
             "status_at": self.status_at,
             "created_at": self.created_at,
             "updated_at": self.updated_at,
+            "courier_location_at": self.courier_location_at,
         }
 
 
@@ -140,6 +142,7 @@ def delivery_of(row: Row[Any]) -> StoredDelivery:
         status_at=aware(row.status_at),
         created_at=aware(row.created_at) or row.created_at,
         updated_at=aware(row.updated_at) or row.updated_at,
+        courier_location_at=aware(row.courier_location_at),
     )
 
 

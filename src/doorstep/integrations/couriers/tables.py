@@ -59,6 +59,8 @@ courier_deliveries = Table(
     Column("status_at", DateTime(timezone=True), nullable=True),
     Column("created_at", DateTime(timezone=True), nullable=False),
     Column("updated_at", DateTime(timezone=True), nullable=False),
+    # When the courier was at `courier.location`, as the network reported it.
+    Column("courier_location_at", DateTime(timezone=True), nullable=True),
     UniqueConstraint("tenant_id", "account_id", "order_id", name="uq_courier_deliveries_order"),
     UniqueConstraint("account_id", "provider_delivery_id", name="uq_courier_deliveries_provider_id"),
     Index("ix_courier_deliveries_tenant", "tenant_id", "id"),

@@ -1,4 +1,5 @@
-"""Uber Direct: delivery quotes, deliveries, cancellation, and its `event.delivery_status` webhooks.
+"""Uber Direct: delivery quotes, deliveries, cancellation, and its `event.delivery_status` and
+`event.courier_update` webhooks.
 
 Calls carry an OAuth access token (client credentials, scope `eats.deliveries`), kept until shortly
 before it expires. Webhooks are signed `X-Postmates-Signature: <hex HMAC-SHA256(signing key, body)>`.
@@ -13,8 +14,7 @@ from collections.abc import Callable, Mapping
 from datetime import datetime, timedelta
 from typing import Any
 
-from doorstep.contracts.orders import GeoPoint
-from doorstep.integrations.couriers.doordash_drive import _json_object, _text, _time
+from doorstep.integrations.couriers.doordash_drive import _json_object, _point, _text, _time
 from doorstep.integrations.couriers.ports import (
     CourierDelivery,
     CourierInfo,
@@ -47,6 +47,8 @@ STATUS: dict[str, CourierStatus] = {
     "returned": CourierStatus.RETURNED,
 }
 SIGNATURE_HEADERS = ("x-postmates-signature", "x-uber-signature")
+# A status change, and the courier's position every 20 seconds or so once one is assigned.
+KINDS = ("event.delivery_status", "event.courier_update")
 
 
 def status_of(uber_status: str) -> CourierStatus | None:
@@ -229,12 +231,17 @@ def update_of(payload: dict[str, Any]) -> CourierUpdate:
     delivery_id = _text(payload, "delivery_id") or _text(data, "id")
     uber_status = _text(payload, "status") or _text(data, "status")
     occurred_at = _time(payload.get("created")) or _time(data.get("updated"))
-    if payload.get("kind") != "event.delivery_status":
-        raise WebhookUnreadable(
-            f"Uber Direct webhook kind {payload.get('kind')!r} is not event.delivery_status"
-        )
+    kind = payload.get("kind")
+    if kind not in KINDS:
+        raise WebhookUnreadable(f"Uber Direct webhook kind {kind!r} is not one of {', '.join(KINDS)}")
     if event_id is None or delivery_id is None or uber_status is None or occurred_at is None:
-        raise WebhookUnreadable("an Uber Direct status webhook needs id, delivery_id, status and created")
+        raise WebhookUnreadable(f"an Uber Direct {kind} webhook needs id, delivery_id, status and created")
+    courier = _courier(data.get("courier"))
+    # `courier_update` also carries the position at the top (`location`); the copy under `data.courier`
+    # is the delivery's at that moment.
+    position = _point(payload.get("location"))
+    if position is not None:
+        courier = (courier or CourierInfo()).model_copy(update={"location": position})
     return CourierUpdate(
         event_key=event_id,
         provider_delivery_id=delivery_id,
@@ -242,7 +249,7 @@ def update_of(payload: dict[str, Any]) -> CourierUpdate:
         status=status_of(uber_status),
         occurred_at=occurred_at,
         tracking_url=_text(data, "tracking_url"),
-        courier=_courier(data.get("courier")),
+        courier=courier,
         proof_of_delivery=_proof(data),
         reason=_text(data, "undeliverable_reason"),
     )
@@ -251,14 +258,9 @@ def update_of(payload: dict[str, Any]) -> CourierUpdate:
 def _courier(value: Any) -> CourierInfo | None:
     if not isinstance(value, dict):
         return None
-    location = value.get("location")
-    point: GeoPoint | None = None
-    if isinstance(location, dict):
-        try:
-            point = GeoPoint(lat=float(location["lat"]), lon=float(location["lng"]))
-        except (KeyError, TypeError, ValueError):
-            point = None
-    return CourierInfo(name=_text(value, "name"), phone=_text(value, "phone_number"), location=point)
+    return CourierInfo(
+        name=_text(value, "name"), phone=_text(value, "phone_number"), location=_point(value.get("location"))
+    )
 
 
 def _proof(body: dict[str, Any]) -> tuple[str, ...]:

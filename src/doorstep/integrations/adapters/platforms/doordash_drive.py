@@ -1,8 +1,16 @@
 """Partners that post deliveries to Doorstep the way they post them to DoorDash Drive
-(`POST /drive/v2/deliveries`), authenticated with a DoorDash-style JWT."""
+(`POST /drive/v2/deliveries`), authenticated with a DoorDash-style JWT.
+
+A Drive signing secret is base64url text; the HMAC key is what it decodes to, as DoorDash signs with
+`base64.urlsafe_b64decode(signing_secret)`. The connection's secret is such a text.
+"""
 
 from __future__ import annotations
 
+import base64
+import binascii
+import re
+import secrets
 from collections.abc import Mapping
 from typing import Any
 
@@ -22,11 +30,35 @@ def _cents(value: Any, field: str) -> int:
     return value
 
 
+_BASE64URL = re.compile(r"[A-Za-z0-9_-]+={0,2}")
+# HS256 wants a key at least as long as its hash (RFC 7518, 3.2); DoorDash's secrets decode to 32 bytes.
+MIN_KEY_BYTES = 32
+
+
+def signing_key(secret: str) -> bytes:
+    """The HMAC key of a Drive signing secret; `=` padding is optional. ValueError says what is wrong."""
+    if not _BASE64URL.fullmatch(secret):
+        raise ValueError("a DoorDash signing secret is base64url text (A-Z, a-z, 0-9, - and _)")
+    unpadded = secret.rstrip("=")
+    try:
+        key = base64.urlsafe_b64decode(unpadded + "=" * (-len(unpadded) % 4))
+    except (binascii.Error, ValueError):
+        raise ValueError("a DoorDash signing secret is base64url text of whole bytes") from None
+    if len(key) < MIN_KEY_BYTES:
+        raise ValueError(f"a DoorDash signing secret decodes to at least {MIN_KEY_BYTES} bytes")
+    return key
+
+
+def new_signing_secret() -> str:
+    """A secret for a new connection, shaped like the ones DoorDash hands out."""
+    return secrets.token_urlsafe(MIN_KEY_BYTES)
+
+
 def sign_drive_jwt(*, secret: str, developer_id: str, key_id: str, now: int) -> str:
     """The bearer token a DoorDash Drive client sends (HS256, `aud: doordash`, `kid` = key id)."""
     return jwt.encode(
         {"aud": "doordash", "iss": developer_id, "kid": key_id, "iat": now, "exp": now + 300},
-        secret,
+        signing_key(secret),
         algorithm="HS256",
         headers={"dd-ver": "DD-JWT-V1"},
     )
@@ -38,14 +70,19 @@ class DoorDashDriveAdapter:
     def verify(
         self, *, headers: Mapping[str, str], body: bytes, secret: str, settings: Mapping[str, Any] = {}
     ) -> None:
-        """`Authorization: Bearer <JWT>` signed HS256 with the connection's secret, for `aud: doordash`."""
+        """`Authorization: Bearer <JWT>` signed HS256 with the connection's decoded secret, for `aud: doordash`."""
         scheme, _, token = (headers.get("authorization") or "").partition(" ")
         if scheme.lower() != "bearer" or not token.strip():
             raise SignatureInvalid("missing Authorization: Bearer <JWT> header")
         try:
+            key = signing_key(secret)
+        except ValueError as error:
+            # Only a connection saved before secrets were checked: open it again with a Drive secret.
+            raise SignatureInvalid(f"the connection's secret cannot sign Drive tokens: {error}") from None
+        try:
             claims = jwt.decode(
                 token.strip(),
-                secret,
+                key,
                 algorithms=["HS256"],
                 audience="doordash",
                 options={"require": ["exp", "kid"]},

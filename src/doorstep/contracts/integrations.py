@@ -105,3 +105,68 @@ class CourierDeliveryStatusChanged(Event):
 
     def subject(self) -> str:
         return self.order_id
+
+
+# Support tickets. The tenant is the envelope's `tenantid`, as for every event. `actor` names who did it
+# like the audit trail does (`user:<id>`, `api_key:<id>`, `system`); assignees are user ids. The body and
+# the comments are free text that can hold customer data (names, phones, addresses): they stay in the
+# ticket, read through `GET /v1/tickets/{id}` with `tickets.read`, and are not copied into events, which
+# are fanned out, retained and dead-lettered beyond the ticket's reach (an excerpt would be the line
+# where the phone number is). Only the title, the ticket's short headline, travels: a notice names it.
+TicketSubjectType = Literal["order", "inbound_delivery", "connection", "webhook_endpoint"]
+
+
+class TicketEvent(Event):
+    """What every ticket event carries: which ticket, what it is about, who did it and when."""
+
+    ticket_id: str
+    subject_type: TicketSubjectType
+    subject_id: str
+    actor: str
+    occurred_at: datetime
+
+    def subject(self) -> str:
+        return self.ticket_id
+
+
+class TicketOpened(TicketEvent):
+    """A support ticket was opened, by a person or automatically (`origin`, `actor` "system").
+
+    Opened with an assignee, `TicketAssigned` follows it in the same transaction."""
+
+    event_type = "doorstep.integrations.ticket.opened.v1"
+    title: str
+    priority: Literal["low", "normal", "high", "urgent"]
+    origin: Literal["person", "automatic"]
+    assignee: str | None
+
+
+class TicketAssigned(TicketEvent):
+    """A ticket's assignee changed: `assignee` is the user now on it (None: unassigned), `previous_assignee`
+    the one before (None: nobody). Published on opening with an assignee too."""
+
+    event_type = "doorstep.integrations.ticket.assigned.v1"
+    assignee: str | None
+    previous_assignee: str | None
+    title: str
+
+
+class TicketCommented(TicketEvent):
+    """Someone (`actor`, the comment's author) commented on a ticket; the text stays in the ticket."""
+
+    event_type = "doorstep.integrations.ticket.commented.v1"
+    comment_id: str
+
+
+class TicketClosed(TicketEvent):
+    """A ticket was closed, from `from_status` (open, in_progress or resolved)."""
+
+    event_type = "doorstep.integrations.ticket.closed.v1"
+    from_status: Literal["open", "in_progress", "resolved"]
+
+
+class TicketReopened(TicketEvent):
+    """A resolved or closed ticket was opened again."""
+
+    event_type = "doorstep.integrations.ticket.reopened.v1"
+    from_status: Literal["resolved", "closed"]

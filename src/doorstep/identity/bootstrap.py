@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from doorstep.identity import api, api_sessions, audit, sessions, tenant_notices, users
+from doorstep.identity import api, api_sessions, audit, sessions, tenant_notices, ticket_notices, users
 from doorstep.identity.adapters.accounts import prune_sessions
 from doorstep.identity.adapters.tables import inbox, outbox
 from doorstep.identity.adapters.unit_of_work import IdentityUnitOfWork
@@ -55,10 +55,15 @@ def build(settings: Settings, shared: Shared | None = None) -> Service:
             **users.HANDLERS,
             **audit.HANDLERS,
             **tenant_notices.HANDLERS,
+            **ticket_notices.HANDLERS,
         },
         migrations=Path(__file__).parent / "migrations",
         routers=[api.router, api.well_known, api_sessions.router, users.router, audit.router],
-        consumers=lambda bus: [*audit.subscriptions(bus), *tenant_notices.subscriptions(bus)],
+        consumers=lambda bus: [
+            *audit.subscriptions(bus),
+            *tenant_notices.subscriptions(bus),
+            *ticket_notices.subscriptions(bus),
+        ],
         dependencies={
             "signer": signer,
             "session_policy": policy,

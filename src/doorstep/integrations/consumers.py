@@ -9,8 +9,7 @@ from doorstep.infra.service import Subscription
 from doorstep.integrations.adapters.platforms import PLATFORMS
 from doorstep.integrations.deliveries import consumers as delivery_consumers
 from doorstep.integrations.deliveries.domain.model import SOURCE as DELIVERY_API
-from doorstep.integrations.domain.commands import LinkOrder
-from doorstep.integrations.handlers import LinkOrders
+from doorstep.integrations.domain.commands import LinkOrder, LinkOrders
 from doorstep.integrations.outbound import consumers as outbound_consumers
 from doorstep.integrations.status_reports import consumers as status_report_consumers
 from doorstep.integrations.tickets import consumers as ticket_consumers

@@ -14,12 +14,18 @@ from sqlalchemy.exc import IntegrityError
 from doorstep.contracts.integrations import InboundDeliveryFailed, OrderReceived
 from doorstep.contracts.orders import Stop
 from doorstep.integrations.adapters.platforms import PLATFORMS, UnknownPlatform, platform_adapter
+from doorstep.integrations.adapters.platforms.doordash_drive import (
+    DoorDashDriveAdapter,
+    new_signing_secret,
+    signing_key,
+)
 from doorstep.integrations.adapters.platforms.http_client import HttpxPlatformClient
 from doorstep.integrations.adapters.unit_of_work import IntegrationsUnitOfWork
 from doorstep.integrations.deliveries.domain.model import SOURCE as DELIVERY_API
 from doorstep.integrations.domain.commands import (
     ChangeMapping,
     LinkOrder,
+    LinkOrders,
     OpenConnection,
     ReceiveWebhook,
     ReplayDelivery,
@@ -76,8 +82,15 @@ async def open_connection(cmd: OpenConnection, *, uow: IntegrationsUnitOfWork) -
         raise InvalidConnectionSettings(
             "a signing secret has 16 to 200 characters", field="secret", location="body"
         )
+    secret = cmd.secret
+    if cmd.platform == DoorDashDriveAdapter.name:
+        secret = secret if secret is not None else new_signing_secret()
+        try:
+            signing_key(secret)
+        except ValueError as error:
+            raise InvalidConnectionSettings(str(error), field="secret", location="body") from None
     connection = Connection.open(
-        tenant_id=cmd.tenant_id, platform=cmd.platform, settings=cmd.settings, secret=cmd.secret, now=utcnow()
+        tenant_id=cmd.tenant_id, platform=cmd.platform, settings=cmd.settings, secret=secret, now=utcnow()
     )
     async with uow:
         await uow.connections.add(connection)
@@ -453,14 +466,6 @@ async def link_order(cmd: LinkOrder, *, uow: IntegrationsUnitOfWork) -> None:
     except IntegrityError:
         # The inbox already holds this event (a redelivery): its effect is stored, nothing is left to do.
         return
-
-
-class LinkOrders(Command):
-    """Handle delivered `OrderCreated` events in one transaction: keep the links of the platform orders
-    among them (`links`, by event id) and mark every one of them handled."""
-
-    messages: tuple[CloudEvent, ...]
-    links: dict[str, LinkOrder]
 
 
 async def link_orders(cmd: LinkOrders, *, uow: IntegrationsUnitOfWork) -> None:

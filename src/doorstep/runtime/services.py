@@ -7,6 +7,7 @@ from collections.abc import Callable, Sequence
 from doorstep.identity import audit as identity_audit
 from doorstep.identity import bootstrap as identity
 from doorstep.identity import tenant_notices as identity_tenant_notices
+from doorstep.identity import ticket_notices as identity_ticket_notices
 from doorstep.infra.memory_broker import MemoryBroker
 from doorstep.infra.migrations import upgrade
 from doorstep.infra.rabbitmq import RabbitMQBroker
@@ -28,7 +29,11 @@ assert tuple(BUILDERS) == SERVICES
 # Every consumer's queue and bindings, declared by every process that touches the broker: an event
 # published before its consumer ever started still finds its queue and waits there.
 TOPOLOGY: dict[str, tuple[str, ...]] = {
-    identity.NAME: (*identity_audit.PATTERNS, *identity_tenant_notices.PATTERNS),
+    identity.NAME: (
+        *identity_audit.PATTERNS,
+        *identity_tenant_notices.PATTERNS,
+        *identity_ticket_notices.PATTERNS,
+    ),
     orders.NAME: orders_consumers.PATTERNS,
     integrations.NAME: integrations_consumers.PATTERNS,
 }

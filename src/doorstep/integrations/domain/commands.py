@@ -1,6 +1,6 @@
 from typing import Any
 
-from doorstep.kernel.messages import Command
+from doorstep.kernel.messages import CloudEvent, Command
 
 
 class OpenConnection(Command):
@@ -33,6 +33,14 @@ class LinkOrder(Command):
     order_id: str
     source: str
     external_id: str | None
+
+
+class LinkOrders(Command):
+    """Handle delivered `OrderCreated` events in one transaction: keep the links of the platform orders
+    among them (`links`, by event id) and mark every one of them handled."""
+
+    messages: tuple[CloudEvent, ...]
+    links: dict[str, LinkOrder]
 
 
 class ChangeMapping(Command):

@@ -8,6 +8,7 @@ from sqlalchemy import select, update
 from sqlalchemy.exc import IntegrityError
 
 from doorstep.integrations.adapters.unit_of_work import IntegrationsUnitOfWork
+from doorstep.integrations.tickets import events
 from doorstep.integrations.tickets.domain import (
     Comment,
     Origin,
@@ -23,7 +24,7 @@ from doorstep.kernel.bus import Handler
 from doorstep.kernel.clock import utcnow
 from doorstep.kernel.errors import Forbidden
 from doorstep.kernel.ids import new_id
-from doorstep.kernel.messages import Command, Message
+from doorstep.kernel.messages import Command, Event, Message
 from doorstep.kernel.permissions import Reach
 
 
@@ -129,6 +130,7 @@ async def open_ticket(cmd: OpenTicket, *, uow: IntegrationsUnitOfWork) -> Ticket
         )
         await repository.add(ticket)
         _audit(uow, caller.actor, "ticket.opened", ticket, None, _audit_state(ticket))
+        _publish(uow, ticket, events.opened(ticket))
         await uow.commit()
     return ticket
 
@@ -176,6 +178,7 @@ async def change_ticket(cmd: ChangeTicket, *, uow: IntegrationsUnitOfWork) -> Ti
             repository = TicketRepository(uow.connection)
             ticket = await _ticket(repository, cmd.tenant_id, cmd.ticket_id, cmd.caller)
             before = _audit_state(ticket)
+            previous_assignee, previous_status = ticket.assignee, ticket.status
             if cmd.title is not None:
                 ticket.title = cmd.title
             if cmd.priority is not None:
@@ -189,6 +192,16 @@ async def change_ticket(cmd: ChangeTicket, *, uow: IntegrationsUnitOfWork) -> Ti
                 ticket.updated_at = now
                 await repository.save(ticket)
                 _audit(uow, cmd.caller.actor, "ticket.changed", ticket, before, after)
+                _publish(
+                    uow,
+                    ticket,
+                    events.changed(
+                        ticket,
+                        actor=cmd.caller.actor,
+                        previous_assignee=previous_assignee,
+                        previous_status=previous_status,
+                    ),
+                )
                 await uow.commit()
     except IntegrityError:
         raise _already_open() from None
@@ -210,6 +223,7 @@ async def comment_on_ticket(cmd: CommentOnTicket, *, uow: IntegrationsUnitOfWork
             None,
             {"comment_id": comment.id, "body": cmd.body},
         )
+        _publish(uow, ticket, events.commented(ticket, comment))
         await uow.commit()
     return ticket
 
@@ -223,6 +237,9 @@ async def close_ticket(cmd: CloseTicket, *, uow: IntegrationsUnitOfWork) -> Tick
         if ticket.close(utcnow()):
             await repository.save(ticket)
             _audit(uow, cmd.caller.actor, "ticket.closed", ticket, before, {"status": ticket.status})
+            _publish(
+                uow, ticket, events.moved(ticket, actor=cmd.caller.actor, previous_status=before["status"])
+            )
             await uow.commit()
     return ticket
 
@@ -238,6 +255,11 @@ async def reopen_ticket(cmd: ReopenTicket, *, uow: IntegrationsUnitOfWork) -> Ti
             if ticket.reopen(utcnow()):
                 await repository.save(ticket)
                 _audit(uow, cmd.caller.actor, "ticket.reopened", ticket, before, {"status": ticket.status})
+                _publish(
+                    uow,
+                    ticket,
+                    events.moved(ticket, actor=cmd.caller.actor, previous_status=before["status"]),
+                )
                 await uow.commit()
     except IntegrityError:
         raise _already_open() from None
@@ -281,11 +303,13 @@ async def _raise_automatic_ticket(cmd: RaiseAutomaticTicket, uow: IntegrationsUn
             )
             await repository.add(ticket)
             _audit(uow, AUTOMATIC_ACTOR, "ticket.opened", ticket, None, _audit_state(ticket))
+            _publish(uow, ticket, events.opened(ticket))
         else:
             comment = Comment(id=new_id(), author=AUTOMATIC_ACTOR, body=cmd.body, at=now)
             ticket.comment(comment)
             await repository.save(ticket, new_comments=[comment])
             _audit(uow, AUTOMATIC_ACTOR, "ticket.commented", ticket, None, {"comment_id": comment.id})
+            _publish(uow, ticket, events.commented(ticket, comment))
         await uow.commit()
     return ticket
 
@@ -325,6 +349,11 @@ def _audit_state(ticket: Ticket) -> dict[str, Any]:
         "priority": ticket.priority,
         "assignee": ticket.assignee,
     }
+
+
+def _publish(uow: IntegrationsUnitOfWork, ticket: Ticket, happened: list[Event]) -> None:
+    for event in happened:
+        uow.emit(event, tenant_id=ticket.tenant_id)
 
 
 def _audit(

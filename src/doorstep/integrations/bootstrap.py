@@ -23,6 +23,7 @@ from doorstep.integrations.handlers import HANDLERS
 from doorstep.integrations.outbound import api as outbound_api
 from doorstep.integrations.outbound import dispatcher as outbound_dispatcher
 from doorstep.integrations.outbound.handlers import HANDLERS as OUTBOUND_HANDLERS
+from doorstep.integrations.retention import prune_integrations
 from doorstep.integrations.status_reports import api as status_reports_api
 from doorstep.integrations.status_reports import worker as status_reports_worker
 from doorstep.integrations.status_reports.handlers import HANDLERS as STATUS_REPORT_HANDLERS
@@ -79,4 +80,6 @@ def build(settings: Settings, shared: Shared | None = None) -> Service:
         *service.routers,
         status_reports_worker.worker(service.bus, status_reports, platform_client),
     ]
+    retention = timedelta(days=settings.webhooks_retention_days)
+    service.maintenance.append(partial(prune_integrations, service.database, retention=retention))
     return service

@@ -106,6 +106,13 @@ class Settings(BaseSettings):
     webhooks_timeout_seconds: float = Field(
         default=15.0, gt=0, le=60, description="A status webhook not answered with a 2xx by then is retried."
     )
+    webhooks_retention_days: float = Field(
+        default=30.0,
+        gt=0,
+        description="Status webhooks (with their attempts) and status reports that were delivered, or "
+        "failed for good, are deleted this many days after their last attempt; a failed one can no "
+        "longer be replayed then. Pending ones are kept, unless no enabled endpoint will take them.",
+    )
     delivery_speed_kmh: float = Field(
         default=25.0, gt=0, le=500, description="Average speed of the delivery API's ETAs."
     )

@@ -101,6 +101,16 @@ class PlatformApis:
             return web.json_response({"code": "unauthorized"}, status=401)
         return web.Response(status=204)
 
+    async def uber_ready(self, request: web.Request) -> web.Response:
+        """The Order Fulfillment API's "ready": an empty JSON body in, `{"status": "ok"}` out."""
+        if failed := await self._take(request):
+            return failed
+        if request.headers.get("Authorization") != "Bearer uber-token":
+            return web.json_response({"code": "unauthorized"}, status=401)
+        if self.calls[-1][2] != {}:
+            return web.json_response({"code": "bad_request", "message": "expected {}"}, status=400)
+        return web.json_response({"status": "ok"})
+
 
 def _free_port() -> int:
     with socket.socket() as sock:
@@ -123,6 +133,7 @@ async def platform_apis() -> AsyncIterator[PlatformApis]:
     app.router.add_put("/v2/orders/{order_id}", apis.square_order)
     app.router.add_post("/oauth/v2/token", apis.uber_token)
     app.router.add_post("/v1/eats/orders/{id}/{action}", apis.uber_action)
+    app.router.add_post("/v1/delivery/order/{id}/ready", apis.uber_ready)
     runner = web.AppRunner(app)
     await runner.setup()
     port = _free_port()

@@ -172,6 +172,50 @@ async def test_uber_eats_accepts_and_cancels_with_a_client_credentials_token(
     ]
 
 
+async def test_uber_eats_ready_for_pickup_marks_the_order_ready_on_the_fulfillment_api(
+    apis: PlatformApis, client: HttpxPlatformClient
+) -> None:
+    settings = {
+        "client_id": UBER_CLIENT_ID,
+        "api_base_url": apis.base_url,
+        "token_url": f"{apis.base_url}/oauth/v2/token",
+    }
+    # When an order is reported ready for pickup
+    await UberEatsAdapter().report_status(
+        client,
+        settings=settings,
+        secret=UBER_SECRET,
+        external_id=UBER_ORDER,
+        status="ready_for_pickup",
+        idempotency_key="r1",
+    )
+    # Then Uber's Order Fulfillment API was told, with an empty body
+    assert apis.calls == [("POST", f"/v1/delivery/order/{UBER_ORDER}/ready", {})]
+
+
+async def test_uber_eats_ready_refused_is_a_failed_fetch(
+    apis: PlatformApis, client: HttpxPlatformClient
+) -> None:
+    settings = {
+        "client_id": UBER_CLIENT_ID,
+        "api_base_url": apis.base_url,
+        "token_url": f"{apis.base_url}/oauth/v2/token",
+    }
+    # Given Uber answers the ready call with a 409 (the order is not in a state that can be readied)
+    apis.failures = [409]
+    # When the order is reported ready, then the report fails with Uber's answer
+    with pytest.raises(FetchFailed, match="answered 409"):
+        await UberEatsAdapter().report_status(
+            client,
+            settings=settings,
+            secret=UBER_SECRET,
+            external_id=UBER_ORDER,
+            status="ready_for_pickup",
+            idempotency_key="r1",
+        )
+    assert apis.calls == [("POST", f"/v1/delivery/order/{UBER_ORDER}/ready", {})]
+
+
 async def test_a_refused_call_is_a_failed_fetch_naming_the_status(
     apis: PlatformApis, client: HttpxPlatformClient
 ) -> None:

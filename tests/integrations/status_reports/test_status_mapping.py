@@ -55,6 +55,7 @@ def test_uber_eats_statuses() -> None:
         "accepted": "accept_pos_order",
         "rejected": "deny_pos_order",
         "cancelled": "cancel",
+        "ready_for_pickup": "ready",
     }
 
 

@@ -6,11 +6,15 @@ from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, delete, exists, insert, or_, select, update
+from sqlalchemy import Row, bindparam, delete, exists, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from doorstep.integrations.adapters.claims import LeasedQueue
 from doorstep.integrations.outbound.domain import Attempt, Endpoint, Message, MessageState
 from doorstep.integrations.outbound.tables import webhook_attempts, webhook_endpoints, webhook_messages
+
+# Deliveries of one order (subject) to one endpoint keep their order.
+QUEUE = LeasedQueue(webhook_messages, queue=("endpoint_id", "subject"))
 
 
 class WebhookRepository:
@@ -123,20 +127,17 @@ class WebhookRepository:
 
     async def settle_messages(self, messages: Sequence[Message]) -> None:
         """Store what attempts changed on messages, and free their leases, in one statement."""
-        if not messages:
-            return
-        await self.connection.execute(
-            update(webhook_messages).where(webhook_messages.c.id == bindparam("message_id")),
+        await QUEUE.settle(
+            self.connection,
             [
                 {
-                    "message_id": message.id,
+                    "id": message.id,
                     "state": message.state.value,
                     "attempts": message.attempts,
                     "next_attempt_at": message.next_attempt_at,
                     "last_status": message.last_status,
                     "last_error": message.last_error,
                     "delivered_at": message.delivered_at,
-                    "lease_until": None,
                 }
                 for message in messages
             ],
@@ -162,9 +163,20 @@ class WebhookRepository:
         return [message_from_row(row) for row in rows]
 
     async def claim(
-        self, *, now: datetime, lease_until: datetime, limit: int, per_endpoint: int, busy: Iterable[str] = ()
+        self,
+        *,
+        now: datetime,
+        lease_until: datetime,
+        limit: int,
+        per_endpoint: int,
+        busy: Iterable[str] = (),
+        sending: Iterable[str] = (),
     ) -> list[tuple[Message, Endpoint]]:
         """Lease the due messages that head their (endpoint, order) queue, at most `per_endpoint` each.
+
+        An endpoint whose circuit has been open and may now be tried (half-open) gets one message, a
+        probe, and none while the caller is still `sending` to it: a dead receiver costs one attempt per
+        open period, not one for each of its due messages.
 
         An earlier message of the same order to the same endpoint that is still pending (waiting for
         its retry, or being delivered) holds the later ones back, so each order's deliveries keep their
@@ -175,32 +187,24 @@ class WebhookRepository:
         `ix_webhook_messages_queue` answers the check for an earlier one. The full rows are read only
         for the messages taken (as the lease is written), and each endpoint once.
         """
-        earlier = webhook_messages.alias("earlier")
-        pending = MessageState.PENDING.value
-        candidates = (
-            select(webhook_messages.c.seq, webhook_messages.c.id, webhook_messages.c.endpoint_id)
+        candidates = QUEUE.locked(
+            select(
+                webhook_messages.c.seq,
+                webhook_messages.c.id,
+                webhook_messages.c.endpoint_id,
+                webhook_endpoints.c.circuit_open_until,
+            )
             .join(webhook_endpoints, webhook_endpoints.c.id == webhook_messages.c.endpoint_id)
             .where(
-                webhook_messages.c.state == pending,
-                webhook_messages.c.next_attempt_at <= now,
-                or_(webhook_messages.c.lease_until.is_(None), webhook_messages.c.lease_until < now),
+                *QUEUE.due(now),
                 webhook_endpoints.c.enabled.is_(True),
                 or_(
                     webhook_endpoints.c.circuit_open_until.is_(None),
                     webhook_endpoints.c.circuit_open_until <= now,
                 ),
-                ~exists().where(
-                    and_(
-                        earlier.c.endpoint_id == webhook_messages.c.endpoint_id,
-                        earlier.c.subject == webhook_messages.c.subject,
-                        earlier.c.state == pending,
-                        earlier.c.seq < webhook_messages.c.seq,
-                    )
-                ),
             )
             .order_by(webhook_messages.c.next_attempt_at, webhook_messages.c.seq)
             .limit(limit * 4)
-            .with_for_update(skip_locked=True, of=webhook_messages)
         )
         busy = set(busy)
         if busy:
@@ -209,18 +213,20 @@ class WebhookRepository:
         # read and converted for nothing. Of the earliest due, the oldest messages go first.
         taken: list[str] = []
         counts: dict[str, int] = {}
-        for _seq, message_id, endpoint_id in sorted(await self.connection.execute(candidates)):
-            if counts.get(endpoint_id, 0) >= per_endpoint or len(taken) >= limit:
+        sending = set(sending)
+        for _seq, message_id, endpoint_id, opened in sorted(
+            await self.connection.execute(candidates), key=lambda row: int(row.seq)
+        ):
+            half_open = opened is not None
+            cap = (0 if endpoint_id in sending else 1) if half_open else per_endpoint
+            if counts.get(endpoint_id, 0) >= cap or len(taken) >= limit:
                 continue
             counts[endpoint_id] = counts.get(endpoint_id, 0) + 1
             taken.append(message_id)
         if not taken:
             return []
         leased = await self.connection.execute(
-            update(webhook_messages)
-            .where(webhook_messages.c.id.in_(taken))
-            .values(lease_until=lease_until)
-            .returning(*webhook_messages.c)
+            QUEUE.lease(taken, until=lease_until).returning(*webhook_messages.c)
         )
         messages = sorted(leased, key=lambda row: int(row.seq))
         endpoints = await self.endpoints_by_id(counts)
@@ -251,6 +257,41 @@ class WebhookRepository:
                 for attempt, message in attempts
             ],
         )
+
+    # --- retention ---------------------------------------------------------------------------------
+    async def prune(self, *, before: datetime, limit: int) -> int:
+        """Delete up to `limit` messages whose last attempt was due before `before`, with their attempts:
+        delivered ones, failed ones, and pending ones that no enabled endpoint will take any more.
+        How many messages went.
+
+        `ix_webhook_messages_due` (state, next_attempt_at) finds them; rows a dispatcher holds are
+        skipped, and checked again as they are deleted, so a message replayed meanwhile stays.
+        """
+        messages = webhook_messages.c
+        taken_by_no_one = ~exists().where(
+            webhook_endpoints.c.id == messages.endpoint_id, webhook_endpoints.c.enabled.is_(True)
+        )
+        done = (
+            messages.state.in_([state.value for state in MessageState]),
+            messages.next_attempt_at < before,
+            or_(messages.state != MessageState.PENDING.value, taken_by_no_one),
+        )
+        batch = (
+            select(messages.seq)
+            .where(*done)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=webhook_messages)
+            .scalar_subquery()
+        )
+        deleted = await self.connection.scalars(
+            delete(webhook_messages).where(messages.seq.in_(batch), *done).returning(messages.id)
+        )
+        message_ids = list(deleted)
+        if message_ids:
+            await self.connection.execute(
+                delete(webhook_attempts).where(webhook_attempts.c.message_id.in_(message_ids))
+            )
+        return len(message_ids)
 
 
 def _endpoint_row(endpoint: Endpoint) -> dict[str, Any]:

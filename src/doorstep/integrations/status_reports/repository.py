@@ -6,13 +6,17 @@ from collections.abc import Collection, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import Row, and_, bindparam, exists, insert, or_, select, update
+from sqlalchemy import Row, delete, exists, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from doorstep.integrations.adapters.claims import LeasedQueue
 from doorstep.integrations.adapters.tables import inbound_deliveries
 from doorstep.integrations.domain.model import DeliveryStatus
 from doorstep.integrations.status_reports.domain import ReportState, StatusReport
 from doorstep.integrations.status_reports.tables import status_reports
+
+# The reports of one order are sent in the order its changes happened.
+QUEUE = LeasedQueue(status_reports, queue=("order_id",))
 
 
 class StatusReportRepository:
@@ -79,54 +83,57 @@ class StatusReportRepository:
     async def claim(self, *, now: datetime, lease_until: datetime, limit: int) -> list[StatusReport]:
         """Lease the due reports that head their order's queue: an earlier pending report of the same
         order (waiting for its retry, or being sent) holds the later ones back."""
-        earlier = status_reports.alias("earlier")
-        pending = ReportState.PENDING.value
-        query = (
-            select(status_reports)
-            .where(
-                status_reports.c.state == pending,
-                status_reports.c.next_attempt_at <= now,
-                or_(status_reports.c.lease_until.is_(None), status_reports.c.lease_until < now),
-                ~exists().where(
-                    and_(
-                        earlier.c.order_id == status_reports.c.order_id,
-                        earlier.c.state == pending,
-                        earlier.c.seq < status_reports.c.seq,
-                    )
-                ),
-            )
-            .order_by(status_reports.c.seq)
-            .limit(limit)
-            .with_for_update(skip_locked=True, of=status_reports)
+        query = QUEUE.locked(
+            select(status_reports).where(*QUEUE.due(now)).order_by(status_reports.c.seq).limit(limit)
         )
         taken = [report_from_row(row) for row in await self.connection.execute(query)]
         if taken:
-            await self.connection.execute(
-                update(status_reports)
-                .where(status_reports.c.id.in_([report.id for report in taken]))
-                .values(lease_until=lease_until)
-            )
+            await self.connection.execute(QUEUE.lease([report.id for report in taken], until=lease_until))
         return taken
 
     async def settle(self, reports: Sequence[StatusReport]) -> None:
         """Store what attempts (or a retry) changed, and free the leases."""
-        if not reports:
-            return
-        await self.connection.execute(
-            update(status_reports).where(status_reports.c.id == bindparam("report_id")),
+        await QUEUE.settle(
+            self.connection,
             [
                 {
-                    "report_id": report.id,
+                    "id": report.id,
                     "state": report.state.value,
                     "attempts": report.attempts,
                     "next_attempt_at": report.next_attempt_at,
                     "last_error": report.last_error,
                     "sent_at": report.sent_at,
-                    "lease_until": None,
                 }
                 for report in reports
             ],
         )
+
+    async def prune(self, *, before: datetime, limit: int) -> int:
+        """Delete up to `limit` sent or failed reports whose last attempt was due before `before`; how
+        many went. A sent report stays while an earlier failed one of its order does: it is what
+        keeps a retry of that one from moving the platform's order back (`sent_after`)."""
+        reports = status_reports.c
+        earlier = status_reports.alias("earlier")
+        kept_earlier_failure = exists().where(
+            earlier.c.order_id == reports.order_id,
+            earlier.c.state == ReportState.FAILED.value,
+            earlier.c.seq < reports.seq,
+            earlier.c.next_attempt_at >= before,
+        )
+        done = (
+            reports.state.in_([ReportState.SENT.value, ReportState.FAILED.value]),
+            reports.next_attempt_at < before,
+            or_(reports.state != ReportState.SENT.value, ~kept_earlier_failure),
+        )
+        batch = (
+            select(reports.seq)
+            .where(*done)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=status_reports)
+            .scalar_subquery()
+        )
+        deleted = await self.connection.execute(delete(status_reports).where(reports.seq.in_(batch), *done))
+        return deleted.rowcount
 
 
 def _row(report: StatusReport) -> dict[str, Any]:

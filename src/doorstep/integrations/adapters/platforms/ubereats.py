@@ -40,8 +40,14 @@ TOKEN_MARGIN_SECONDS = 60.0
 _EVENTS = {"orders.notification": OrderChange.PLACED, "orders.cancel": OrderChange.CANCELLED}
 _ORDER_PATHS = ("/v1/eats/order/", "/v2/eats/order/")
 # Doorstep's order status -> the Order API action that tells Uber (`POST /v1/eats/orders/{id}/<action>`).
-# Uber documents no "ready" call for Uber-delivered orders, so ready_for_pickup is not told.
-REPORTED_STATUSES = {"accepted": "accept_pos_order", "rejected": "deny_pos_order", "cancelled": "cancel"}
+# "Ready" exists only in the newer Order Fulfillment API (`POST /v1/delivery/order/{id}/ready`, an empty
+# body, the same order id and `eats.order` scope): it tells Uber's courier the food can be collected.
+REPORTED_STATUSES = {
+    "accepted": "accept_pos_order",
+    "rejected": "deny_pos_order",
+    "cancelled": "cancel",
+    "ready_for_pickup": "ready",
+}
 
 
 def sign_uber_payload(body: bytes, client_secret: str) -> str:
@@ -175,11 +181,15 @@ class UberEatsAdapter:
         idempotency_key: str,
     ) -> None:
         action = REPORTED_STATUSES[status]
+        order = quote(external_id, safe="")
+        path = f"/v1/eats/orders/{order}/{action}"
         body: dict[str, Any]
         if action == "accept_pos_order":
             body = {"reason": reason or "accepted"}
         elif action == "deny_pos_order":
             body = {"reason": {"explanation": reason or "rejected by the store", "code": "OTHER"}}
+        elif action == "ready":
+            path, body = f"/v1/delivery/order/{order}/ready", {}
         else:
             body = {"reason": "OTHER", "details": reason or "cancelled by the store"}
         base = str(settings.get("api_base_url") or API_BASE_URL).rstrip("/")
@@ -187,7 +197,7 @@ class UberEatsAdapter:
         await client.fetch(
             FetchRequest(
                 method="POST",
-                url=f"{base}/v1/eats/orders/{quote(external_id, safe='')}/{action}",
+                url=f"{base}{path}",
                 headers={"Authorization": f"Bearer {token}"},
                 json=body,
             )

@@ -50,6 +50,17 @@ class Receiver:
             self.arrival.clear()
             await self.arrival.wait()
 
+    async def wait_at(self, path: str, count: int, *, timeout: float = 15.0) -> None:
+        """Until `count` requests have arrived at `path`; an AssertionError after `timeout` seconds."""
+        try:
+            async with asyncio.timeout(timeout):
+                while len(self.at(path)) < count:
+                    self.arrival.clear()
+                    await self.arrival.wait()
+        except TimeoutError:
+            arrived = len(self.at(path))
+            raise AssertionError(f"{arrived} of {count} requests at {path} within {timeout} s") from None
+
     def at(self, path: str) -> list[Received]:
         return [r for r in self.received if r.path == path]
 

@@ -168,8 +168,13 @@ def test_the_breaker_opens_after_five_failures_for_longer_each_time_and_a_succes
     assert not ep.circuit_open(NOW)
     ep.failed(NOW)
     assert ep.circuit_open_until == NOW + timedelta(seconds=30)
-    ep.failed(NOW)
-    assert ep.circuit_open_until == NOW + timedelta(seconds=60)
+    # an attempt that was under way when it opened fails too: that neither counts nor lengthens it
+    ep.failed(NOW + timedelta(seconds=1))
+    assert (ep.consecutive_failures, ep.circuit_open_until) == (5, NOW + timedelta(seconds=30))
+    # half-open: the first attempt after the open period fails, and it opens for twice as long
+    later = NOW + timedelta(seconds=30)
+    ep.failed(later)
+    assert (ep.consecutive_failures, ep.circuit_open_until) == (6, later + timedelta(seconds=60))
     ep.succeeded(NOW)
     assert (ep.circuit_open(NOW), ep.consecutive_failures, ep.failing_since) == (False, 0, None)
 

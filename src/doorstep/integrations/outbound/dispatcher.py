@@ -58,6 +58,9 @@ class Dispatcher:
         self.batch_size = batch_size
         self._lease_seconds = timeout + 60
         self._in_flight: Counter[str] = Counter()
+        # Message id -> endpoint id, from the claim until its outcome is stored: a half-open circuit's
+        # probe is still out until then, and no second probe is claimed.
+        self._unsettled: dict[str, str] = {}
         self._loop = ClaimLoop(
             name="webhook-dispatcher",
             claim=self._claim,
@@ -117,6 +120,8 @@ class Dispatcher:
                     log.exception("webhook_outcomes_not_recorded", messages=[o.message_id for o in batch])
                 else:
                     stored += len(batch)
+                for outcome in batch:
+                    self._unsettled.pop(outcome.message_id, None)
                 self._loop.wake()  # the next message of the same order may be due now
         return stored
 
@@ -131,13 +136,19 @@ class Dispatcher:
         if room <= 0:
             return []
         busy = tuple(endpoint for endpoint, count in self._in_flight.items() if count >= self.per_endpoint)
+        sending = tuple(set(self._unsettled.values()))
         deliveries: list[Delivery] = await self.bus.handle(
             ClaimDueMessages(
-                limit=room, per_endpoint=self.per_endpoint, lease_seconds=self._lease_seconds, busy=busy
+                limit=room,
+                per_endpoint=self.per_endpoint,
+                lease_seconds=self._lease_seconds,
+                busy=busy,
+                sending=sending,
             )
         )
         for delivery in deliveries:
             self._in_flight[delivery.endpoint.id] += 1
+            self._unsettled[delivery.message.id] = delivery.endpoint.id
         return deliveries
 
     async def _deliver(self, delivery: Delivery) -> None:
@@ -174,6 +185,7 @@ class Dispatcher:
         except Exception:
             # The lease runs out and the message is tried again; nothing is lost.
             log.exception("webhook_delivery_failed", message_id=message.id)
+            self._unsettled.pop(message.id, None)
         finally:
             # A freed slot matters to the claims only where the slots had run out; otherwise the flush
             # that follows wakes the claims (the order's next message may be due then), and an extra

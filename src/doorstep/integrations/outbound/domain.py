@@ -125,8 +125,16 @@ class Endpoint:
         self.circuit_open_until = None
 
     def failed(self, now: datetime) -> None:
-        """Count a failure; open the circuit past the threshold, for longer each time it opens again."""
+        """Count a failure; open the circuit past the threshold, for longer each time it opens again.
+
+        A failure while the circuit is open is of an attempt already under way when it opened (a
+        dispatcher has up to 16 in flight per endpoint): it says nothing new about the receiver, so it
+        neither counts nor lengthens the open period, which would otherwise start at 10 minutes
+        instead of 30 s for a busy endpoint.
+        """
         self.failing_since = self.failing_since or now
+        if self.circuit_open(now):
+            return
         self.consecutive_failures += 1
         beyond = self.consecutive_failures - BREAKER_THRESHOLD
         if beyond >= 0:

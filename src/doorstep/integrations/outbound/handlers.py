@@ -116,6 +116,8 @@ class ClaimDueMessages(Command):
     per_endpoint: int
     lease_seconds: float
     busy: tuple[str, ...] = ()
+    # Endpoints with a delivery of this dispatcher in flight: a half-open circuit gets one probe at a time.
+    sending: tuple[str, ...] = ()
 
 
 class RecordOutcome(Command):
@@ -394,6 +396,7 @@ async def claim_due_messages(
             limit=cmd.limit,
             per_endpoint=cmd.per_endpoint,
             busy=cmd.busy,
+            sending=cmd.sending,
         )
         await uow.commit()
     return [Delivery(message, endpoint) for message, endpoint in claimed]

@@ -13,6 +13,7 @@ from doorstep.kernel.logging import configure_logging
 from doorstep.kernel.settings import SERVICES, Settings, load_settings
 from doorstep.runtime.cli_data import events_app, orders_app
 from doorstep.runtime.cli_io import console, run
+from doorstep.runtime.cli_simulate import simulate
 from doorstep.runtime.cli_tenancy import apikey_app, connection_app, tenant_app
 from doorstep.runtime.cli_users import user_app
 from doorstep.runtime.services import build_services, make_broker, migrate
@@ -24,6 +25,7 @@ app.add_typer(user_app, name="user")
 app.add_typer(connection_app, name="connection")
 app.add_typer(orders_app, name="orders")
 app.add_typer(events_app, name="events")
+app.command("simulate")(simulate)
 
 
 def main() -> None:

@@ -6,7 +6,7 @@ import ipaddress
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 SERVICES = ("identity", "orders", "integrations")
@@ -121,6 +121,23 @@ class Settings(BaseSettings):
     )
     delivery_handling_minutes: float = Field(
         default=5.0, ge=0, le=240, description="Minutes at the pickup added to every quoted duration."
+    )
+
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description="Signs time-limited file links (proof-of-delivery photos and signatures); unset, each "
+        "process picks a random key and its links stop working when it restarts.",
+    )
+    files_backend: Literal["local", "s3"] = Field(
+        default="local", description="Where proof-of-delivery files go: `local` (under data_dir) or `s3`."
+    )
+    files_s3_bucket: str | None = Field(default=None, description="The bucket, with files_backend=s3.")
+    files_s3_endpoint_url: str | None = Field(
+        default=None, description="An S3-compatible server (MinIO, Ceph...); unset means AWS S3."
+    )
+    files_s3_region: str | None = None
+    files_max_bytes: int = Field(
+        default=10 * 1024 * 1024, ge=1, le=1024**3, description="The largest file a client may upload."
     )
 
     @field_validator("webhooks_allowed_networks")

@@ -1,4 +1,4 @@
-"""The distributed shape in tests: identity, orders, integrations and the gateway, each a
+"""The distributed shape in tests: identity, orders, integrations, dispatch and the gateway, each a
 `doorstep serve <service>` process, on a scratch PostgreSQL database and RabbitMQ names of their own."""
 
 from __future__ import annotations
@@ -26,8 +26,8 @@ from sqlalchemy.engine import make_url
 from tests.platform import scratch_postgres_database
 
 DOORSTEP = Path(sys.executable).parent / "doorstep"
-SERVICES = ("identity", "orders", "integrations", "gateway")
-CONSUMERS = ("identity", "orders", "integrations")  # the services with a queue of their own
+SERVICES = ("identity", "orders", "integrations", "dispatch", "gateway")
+CONSUMERS = ("identity", "orders", "integrations", "dispatch")  # the services with a queue of their own
 START_TIMEOUT = 60.0  # one process: imports, migrations, broker
 CLI_TIMEOUT = 60.0
 PR_SET_PDEATHSIG = 1  # prctl(2)
@@ -125,7 +125,7 @@ class ServiceProcess:
 
 @dataclass
 class Cluster:
-    """Identity, orders, integrations and the gateway, each its own process, on one PostgreSQL database."""
+    """Identity, orders, integrations, dispatch and the gateway, each its own process, on one PostgreSQL database."""
 
     env: dict[str, str]
     services: dict[str, ServiceProcess]
@@ -226,6 +226,7 @@ def cluster_on(sandbox: Sandbox, tmp_path: Path, settings: Mapping[str, str]) ->
         "DOORSTEP_IDENTITY_URL": urls["identity"],
         "DOORSTEP_ORDERS_URL": urls["orders"],
         "DOORSTEP_INTEGRATIONS_URL": urls["integrations"],
+        "DOORSTEP_DISPATCH_URL": urls["dispatch"],
         "DOORSTEP_PUBLIC_URL": urls["gateway"],
         "DOORSTEP_DATA_DIR": str(tmp_path / "data"),
         "DOORSTEP_LOG_LEVEL": "INFO",

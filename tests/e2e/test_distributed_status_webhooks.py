@@ -68,11 +68,11 @@ async def _run(cluster: Cluster, sandbox: Sandbox, receiver: Receiver) -> None:
         # Given identity, then orders, integrations and the gateway, each its own process
         services["identity"].start()
         await services["identity"].wait_healthy(probe)
-        for name in ("orders", "integrations", "gateway"):
+        for name in ("orders", "integrations", "dispatch", "gateway"):
             services[name].start()
         # And a tenant, made with the CLI while the other services start
         tenant = await cluster.cli("tenant", "create", "Status Webhooks Bakery")
-        for name in ("orders", "integrations", "gateway"):
+        for name in ("orders", "integrations", "dispatch", "gateway"):
             await services[name].wait_healthy(probe)
 
     headers = {"Authorization": f"Bearer {tenant['api_key']}"}

@@ -70,6 +70,7 @@ AREAS: Final = {
     "integrations": "integrations",
     "tickets": "integrations",
     "deliveries": "integrations",
+    "dispatch": "dispatch",
 }
 
 

@@ -9,7 +9,7 @@ from typing import Literal
 from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-SERVICES = ("identity", "orders", "integrations")
+SERVICES = ("identity", "orders", "integrations", "dispatch")
 
 
 class Settings(BaseSettings):
@@ -38,6 +38,7 @@ class Settings(BaseSettings):
     identity_url: str | None = None
     orders_url: str | None = None
     integrations_url: str | None = None
+    dispatch_url: str | None = None
     log_level: str = "INFO"
     log_format: Literal["json", "console"] = "json"
     api_key_cache_seconds: float = Field(default=10.0, ge=0)
@@ -121,6 +122,14 @@ class Settings(BaseSettings):
     )
     delivery_handling_minutes: float = Field(
         default=5.0, ge=0, le=240, description="Minutes at the pickup added to every quoted duration."
+    )
+
+    dispatch_stale_seconds: float = Field(
+        default=60.0,
+        gt=0,
+        le=86_400,
+        description="A driver whose position pings stop for this long shows as stale and is left out of "
+        "nearest-driver searches.",
     )
 
     secret_key: SecretStr | None = Field(

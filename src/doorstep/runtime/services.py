@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 
+from doorstep.dispatch import bootstrap as dispatch
 from doorstep.identity import audit as identity_audit
 from doorstep.identity import bootstrap as identity
 from doorstep.identity import tenant_notices as identity_tenant_notices
@@ -24,6 +25,7 @@ BUILDERS: dict[str, Callable[[Settings, Shared], Service]] = {
     identity.NAME: identity.build,
     orders.NAME: orders.build,
     integrations.NAME: integrations.build,
+    dispatch.NAME: dispatch.build,
 }
 assert tuple(BUILDERS) == SERVICES
 # Every consumer's queue and bindings, declared by every process that touches the broker: an event
@@ -36,6 +38,7 @@ TOPOLOGY: dict[str, tuple[str, ...]] = {
     ),
     orders.NAME: orders_consumers.PATTERNS,
     integrations.NAME: integrations_consumers.PATTERNS,
+    dispatch.NAME: (),
 }
 
 

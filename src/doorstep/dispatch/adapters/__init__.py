@@ -1,0 +1,1 @@
+"""Dispatch adapters: tables, repositories, the unit of work and the geo stores."""

@@ -1,0 +1,50 @@
+"""Builds the dispatch service from settings. The one place its dependencies are wired."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+from pathlib import Path
+
+from doorstep.dispatch import api, fleet_api
+from doorstep.dispatch.adapters.geo_memory import MemoryGeoStore
+from doorstep.dispatch.adapters.geo_redis import RedisGeoStore
+from doorstep.dispatch.adapters.tables import inbox, outbox
+from doorstep.dispatch.adapters.unit_of_work import DispatchUnitOfWork
+from doorstep.dispatch.handlers import HANDLERS
+from doorstep.dispatch.ports import GeoStore
+from doorstep.dispatch.service import DispatchService, LivePositions
+from doorstep.infra.service import assemble
+from doorstep.infra.shared import Shared, make_shared
+from doorstep.kernel.settings import Settings
+
+NAME = "dispatch"
+
+
+def geo_store(settings: Settings, shared: Shared) -> GeoStore:
+    """Redis GEO when the processes share a Redis (the distributed shape), else an in-process index."""
+    stale_after = timedelta(seconds=settings.dispatch_stale_seconds)
+    if shared.redis is not None:
+        return RedisGeoStore(
+            shared.redis, prefix=f"{settings.redis_prefix}dispatch:", stale_after=stale_after
+        )
+    return MemoryGeoStore(stale_after=stale_after)
+
+
+def build(settings: Settings, shared: Shared | None = None) -> DispatchService:
+    shared = shared or make_shared(settings)
+    live = LivePositions(
+        store=geo_store(settings, shared), stale_after=timedelta(seconds=settings.dispatch_stale_seconds)
+    )
+    service = assemble(
+        name=NAME,
+        settings=settings,
+        unit_of_work=DispatchUnitOfWork,
+        outbox=outbox,
+        inbox=inbox,
+        handlers=HANDLERS,
+        shared=shared,
+        migrations=Path(__file__).parent / "migrations",
+        routers=[api.router, fleet_api.router],
+        dependencies={"geo_store": live.store},
+    )
+    return DispatchService.of(service, live)

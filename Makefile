@@ -5,7 +5,7 @@ UV := .tools/bin/uv
 VENV := .venv
 STAMP := $(VENV)/.synced
 
-.PHONY: demo test lint unit integration e2e bench serve clean
+.PHONY: demo test lint unit integration e2e bench bench-lilim serve clean
 
 $(UV):
 	$(PYTHON) -m venv .tools
@@ -40,6 +40,10 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/csv_import.py --write-docs
 	$(VENV)/bin/python bench/gateway.py --write-docs
 	$(VENV)/bin/python bench/webhooks.py --write-docs
+
+# Li & Lim routing benchmark: every 100- and 200-task instance, PyVRP then the OR-Tools peer, about 80 minutes.
+bench-lilim: $(STAMP)
+	$(VENV)/bin/python bench/lilim.py --write-docs
 
 clean:
 	rm -rf $(VENV) .tools .doorstep .pytest_cache .mypy_cache .ruff_cache

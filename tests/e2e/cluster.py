@@ -29,7 +29,7 @@ DOORSTEP = Path(sys.executable).parent / "doorstep"
 SERVICES = ("identity", "orders", "integrations", "dispatch", "gateway")
 CONSUMERS = ("identity", "orders", "integrations", "dispatch")  # the services with a queue of their own
 START_TIMEOUT = 60.0  # one process: imports, migrations, broker
-CLI_TIMEOUT = 60.0
+CLI_TIMEOUT = 120.0  # a busy 2-core machine starting five services at once: 10-60 s seen
 PR_SET_PDEATHSIG = 1  # prctl(2)
 
 

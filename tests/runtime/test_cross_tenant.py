@@ -312,6 +312,75 @@ async def a_shift(a: TenantA) -> Made:
     return await a_fleet_object(a, "shift", body)
 
 
+# A's admin as a driver on duty, per tenant: jobs are carried by the caller for the driver's routes.
+_ADMIN_DRIVERS: dict[str, str] = {}
+
+# What A's admin (as driver or dispatcher) does to a fresh job before each job route is called.
+JOB_STEPS: dict[str, list[tuple[str, dict[str, Any] | None]]] = {
+    "/v1/dispatch/jobs/{job_id}/unassign": [("assign", {})],
+    "/v1/dispatch/jobs/{job_id}/offer/accept": [("offer", {})],
+    "/v1/dispatch/jobs/{job_id}/offer/decline": [("offer", {})],
+    "/v1/dispatch/jobs/{job_id}/arrive": [("assign", {})],
+    "/v1/dispatch/jobs/{job_id}/pick-up": [("assign", {}), ("arrive", {"stop": "pickup"})],
+    "/v1/dispatch/jobs/{job_id}/deliver": [
+        ("assign", {}),
+        ("arrive", {"stop": "pickup"}),
+        ("pick-up", None),
+        ("arrive", {"stop": "dropoff"}),
+    ],
+    "/v1/dispatch/jobs/{job_id}/fail": [
+        ("assign", {}),
+        ("arrive", {"stop": "pickup"}),
+        ("pick-up", None),
+        ("arrive", {"stop": "dropoff"}),
+    ],
+    "/v1/dispatch/jobs/{job_id}/return/complete": [
+        ("assign", {}),
+        ("arrive", {"stop": "pickup"}),
+        ("pick-up", None),
+        ("arrive", {"stop": "dropoff"}),
+        ("fail", {"reason": "refused"}),
+    ],
+}
+
+
+async def admin_driver(a: TenantA) -> str:
+    if a.tenant.tenant_id not in _ADMIN_DRIVERS:
+        me = await a.sees("/v1/identity/me")
+        response = await a.platform.client.post(
+            "/v1/dispatch/drivers",
+            json={"user_id": me["id"], "name": "Admin", "vehicle_type": "bicycle", "capacity": 9},
+            headers=a.admin,
+        )
+        assert response.status_code == 201, response.text
+        state = await a.platform.client.post(
+            "/v1/dispatch/drivers/me/state", json={"state": "available"}, headers=a.admin
+        )
+        assert state.status_code == 200, state.text
+        _ADMIN_DRIVERS[a.tenant.tenant_id] = response.json()["id"]
+    return _ADMIN_DRIVERS[a.tenant.tenant_id]
+
+
+async def a_job(a: TenantA, path: str = "") -> Made:
+    """A dispatch job (an order of A's that the merchant accepted), taken as far as the route needs."""
+    placed = await place(a.platform, a.tenant, order(external_id=a.unique("J")))
+    accepted = await a.platform.client.post(
+        f"/v1/orders/{placed['id']}/status", json={"status": "accepted"}, headers=a.tenant.headers
+    )
+    assert accepted.status_code == 200, accepted.text
+    await a.platform.settle()
+    [job] = (await a.sees(f"/v1/dispatch/jobs?order_id={placed['id']}"))["items"]
+    job_id: str = job["id"]
+    driver_id = await admin_driver(a)
+    for step, body in JOB_STEPS.get(path, []):
+        filled = {"assign": {"driver_id": driver_id}, "offer": {"driver_ids": [driver_id]}}.get(step, body)
+        response = await a.platform.client.post(
+            f"/v1/dispatch/jobs/{job_id}/{step}", json=filled, headers=a.admin
+        )
+        assert response.status_code == 200, response.text
+    return Made({"job_id": job_id, "driver_id": driver_id}, lambda: a.sees(f"/v1/dispatch/jobs/{job_id}"))
+
+
 # Path parameter -> how to make, in tenant A, the object it names. A new object type needs a line here.
 OBJECTS: dict[str, Callable[[TenantA], Awaitable[Made]]] = {
     "api_key_id": an_api_key,
@@ -333,6 +402,7 @@ OBJECTS: dict[str, Callable[[TenantA], Awaitable[Made]]] = {
     "team_id": a_team,
     "zone_id": a_zone,
     "shift_id": a_shift,
+    "job_id": a_job,
 }
 
 # Path parameters that name something every tenant has its own of, not one tenant's object: the same
@@ -371,6 +441,13 @@ BODIES: dict[tuple[str, str], dict[str, Any]] = {
     ("PATCH", "/v1/dispatch/teams/{team_id}"): {"name": "Taken over"},
     ("PATCH", "/v1/dispatch/zones/{zone_id}"): {"name": "Taken over"},
     ("PATCH", "/v1/dispatch/shifts/{shift_id}"): {"ends_at": "2026-05-04T19:00:00Z"},
+    ("POST", "/v1/dispatch/jobs/{job_id}/assign"): {"driver_id": "{driver_id}"},
+    ("POST", "/v1/dispatch/jobs/{job_id}/unassign"): {"reason": "taken over"},
+    ("POST", "/v1/dispatch/jobs/{job_id}/offer"): {"driver_ids": ["{driver_id}"]},
+    ("PUT", "/v1/dispatch/jobs/{job_id}/requirements"): {"pin": "1234"},
+    ("POST", "/v1/dispatch/jobs/{job_id}/arrive"): {"stop": "pickup"},
+    ("POST", "/v1/dispatch/jobs/{job_id}/deliver"): {"pin": "1234"},
+    ("POST", "/v1/dispatch/jobs/{job_id}/fail"): {"reason": "refused"},
 }
 
 
@@ -401,7 +478,7 @@ def success_status(platform: RunningPlatform, method: str, path: str) -> int:
 async def make(a: TenantA, path: str) -> Made:
     """The object the route's innermost id names; its factory makes whatever the outer ids name too."""
     innermost = [name for name in parameters(path) if name in OBJECTS][-1]
-    made = await OBJECTS[innermost](a)
+    made = await (a_job(a, path) if innermost == "job_id" else OBJECTS[innermost](a))
     assert set(made.params) >= set(parameters(path)) - set(NAMES), f"{innermost} does not make all of {path}"
     return made
 
@@ -410,7 +487,11 @@ async def call(
     platform: RunningPlatform, method: str, path: str, params: dict[str, str], headers: dict[str, str]
 ) -> httpx.Response:
     url = PARAMETER.sub(lambda match: {**NAMES, **params}[match.group(1)], path)
-    return await platform.client.request(method, url, json=BODIES.get((method, path)), headers=headers)
+    body = BODIES.get((method, path))
+    if body is not None:
+        # A body may name an object the factory made too (a job's driver): "{driver_id}".
+        body = json.loads(PARAMETER.sub(lambda m: params.get(m.group(1), m.group(0)), json.dumps(body)))
+    return await platform.client.request(method, url, json=body, headers=headers)
 
 
 def problem_without(response: httpx.Response, params: dict[str, str]) -> Any:

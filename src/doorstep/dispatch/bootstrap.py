@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from doorstep.dispatch import api, fleet_api
+from doorstep.dispatch import api, consumers, fleet_api, jobs_api
 from doorstep.dispatch.adapters.geo_memory import MemoryGeoStore
 from doorstep.dispatch.adapters.geo_redis import RedisGeoStore
 from doorstep.dispatch.adapters.tables import inbox, outbox
@@ -44,7 +44,8 @@ def build(settings: Settings, shared: Shared | None = None) -> DispatchService:
         handlers=HANDLERS,
         shared=shared,
         migrations=Path(__file__).parent / "migrations",
-        routers=[api.router, fleet_api.router],
+        routers=[api.router, fleet_api.router, jobs_api.router],
+        consumers=consumers.subscriptions,
         dependencies={"geo_store": live.store},
     )
     return DispatchService.of(service, live)

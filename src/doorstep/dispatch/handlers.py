@@ -26,6 +26,8 @@ from doorstep.dispatch.domain.errors import (
 from doorstep.dispatch.domain.model import Driver, DriverState
 from doorstep.dispatch.domain.tracks import check_recorded, downsample, latest
 from doorstep.dispatch.fleet_handlers import HANDLERS as FLEET_HANDLERS
+from doorstep.dispatch.jobs_driver_handlers import HANDLERS as JOB_DRIVER_HANDLERS
+from doorstep.dispatch.jobs_handlers import HANDLERS as JOB_HANDLERS
 from doorstep.dispatch.ports import GeoStore
 from doorstep.dispatch.shift_handlers import HANDLERS as SHIFT_HANDLERS
 from doorstep.kernel.bus import Handler
@@ -215,4 +217,6 @@ HANDLERS: dict[type[Command], Handler] = {
     RecordPositions: record_positions,
     **FLEET_HANDLERS,
     **SHIFT_HANDLERS,
+    **JOB_HANDLERS,
+    **JOB_DRIVER_HANDLERS,
 }

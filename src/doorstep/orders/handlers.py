@@ -13,9 +13,11 @@ from doorstep.kernel.ids import new_id
 from doorstep.kernel.messages import Command
 from doorstep.orders.adapters.platform_versions import PlatformVersions
 from doorstep.orders.adapters.unit_of_work import OrdersUnitOfWork
+from doorstep.orders.delivery_progress import follow_delivery
 from doorstep.orders.domain.commands import (
     AmendOrder,
     ChangeOrderStatus,
+    FollowDelivery,
     GeocodeOrder,
     ImportOrderBatch,
     PlaceOrder,
@@ -351,4 +353,5 @@ HANDLERS: dict[type[Command], Handler] = {
     AmendOrder: amend_order,
     ImportOrderBatch: import_order_batch,
     GeocodeOrder: geocode_order,
+    FollowDelivery: follow_delivery,
 }

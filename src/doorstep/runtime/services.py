@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable, Sequence
 
 from doorstep.dispatch import bootstrap as dispatch
+from doorstep.dispatch import consumers as dispatch_consumers
 from doorstep.identity import audit as identity_audit
 from doorstep.identity import bootstrap as identity
 from doorstep.identity import tenant_notices as identity_tenant_notices
@@ -38,7 +39,7 @@ TOPOLOGY: dict[str, tuple[str, ...]] = {
     ),
     orders.NAME: orders_consumers.PATTERNS,
     integrations.NAME: integrations_consumers.PATTERNS,
-    dispatch.NAME: (),
+    dispatch.NAME: dispatch_consumers.PATTERNS,
 }
 
 

@@ -615,7 +615,7 @@ async def test_migrations_create_one_schema_per_service_and_running_them_again_c
         second = await schema_state(services[0])
 
     # Then each service has its own schema with its own outbox, inbox and migration version
-    assert first["schemas"] == ["identity", "integrations", "orders", "public"]
+    assert first["schemas"] == ["dispatch", "identity", "integrations", "orders", "public"]
     assert first["tables"] == expected_tables()
     assert all(len(versions) == 1 for versions in first["versions"].values())
     # And the second run changed nothing
@@ -639,6 +639,6 @@ async def test_two_processes_migrating_at_once_both_succeed(postgres_url: str, t
 
         # Then both succeeded (the advisory lock made one wait) and each schema is migrated once
         state = await schema_state(one[0])
-    assert state["schemas"] == ["identity", "integrations", "orders", "public"]
+    assert state["schemas"] == ["dispatch", "identity", "integrations", "orders", "public"]
     assert state["tables"] == expected_tables()
     assert all(len(versions) == 1 for versions in state["versions"].values())

@@ -175,6 +175,7 @@ async def test_a_signed_shopify_webhook_becomes_one_order_across_postgres_and_ra
             "identity_database": True,
             "orders_database": True,
             "integrations_database": True,
+            "dispatch_database": True,
             "broker": True,
         },
     }

@@ -1,6 +1,7 @@
 from sqlalchemy import (
     JSON,
     BigInteger,
+    Boolean,
     Column,
     DateTime,
     Float,
@@ -111,6 +112,93 @@ driver_track = Table(
     Column("speed_mps", Float, nullable=True),
     Column("heading", Float, nullable=True),
     Index("ix_driver_track_driver_time", "tenant_id", "driver_id", "recorded_at"),
+)
+
+# Jobs (see domain/jobs.py): one row per job with its tasks as documents, its offers, status history and
+# proof of delivery beside it. `version` guards against two writers changing the same job at once.
+jobs = Table(
+    "jobs",
+    metadata,
+    Column("id", String(36), primary_key=True),
+    Column("tenant_id", String(36), nullable=False),
+    Column("order_id", String(36), nullable=False),
+    Column("status", String(30), nullable=False),
+    Column("driver_id", String(36), nullable=True),
+    Column("pinned", Boolean, nullable=False),
+    Column("size", Integer, nullable=False),
+    Column("skills", Document, nullable=False),
+    Column("priority", Integer, nullable=False),
+    Column("pickup", Document, nullable=False),
+    Column("dropoff", Document, nullable=False),
+    Column("return_task", Document, nullable=True),
+    Column("requirements", Document, nullable=False),
+    Column("stop_positions", Document, nullable=False),
+    Column("declined_by", Document, nullable=False),
+    Column("expired_for", Document, nullable=False),
+    Column("failure", String(30), nullable=True),
+    Column("courier", String(100), nullable=True),
+    Column("version", Integer, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("tenant_id", "order_id", name="uq_jobs_tenant_order"),
+    Index("ix_jobs_tenant", "tenant_id", "id"),
+    Index("ix_jobs_tenant_status", "tenant_id", "status", "id"),
+    Index("ix_jobs_tenant_driver", "tenant_id", "driver_id", "id"),
+)
+
+job_offers = Table(
+    "job_offers",
+    metadata,
+    Column("job_id", String(36), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("tenant_id", String(36), nullable=False),
+    Column("driver_id", String(36), nullable=False),
+    Column("offered_at", DateTime(timezone=True), nullable=False),
+    Column("expires_at", DateTime(timezone=True), nullable=False),
+    Column("status", String(20), nullable=False),
+    Column("answered_at", DateTime(timezone=True), nullable=True),
+    # The offer time-out worker reads the open offers that are due.
+    Index("ix_job_offers_status_expiry", "status", "expires_at"),
+)
+
+job_status_history = Table(
+    "job_status_history",
+    metadata,
+    Column("job_id", String(36), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("seq", Integer, primary_key=True),
+    Column("tenant_id", String(36), nullable=False),
+    Column("from_status", String(30), nullable=True),
+    Column("to_status", String(30), nullable=False),
+    Column("actor", String(20), nullable=False),
+    Column("reason", String(500), nullable=True),
+    Column("at", DateTime(timezone=True), nullable=False),
+)
+
+# What the driver brought to the door: file keys and what was checked. The PIN itself is not kept.
+job_proofs = Table(
+    "job_proofs",
+    metadata,
+    Column("job_id", String(36), ForeignKey("jobs.id", ondelete="CASCADE"), primary_key=True),
+    Column("tenant_id", String(36), nullable=False),
+    Column("photo_keys", Document, nullable=False),
+    Column("signature_key", String(300), nullable=True),
+    Column("pin_ok", Boolean, nullable=False),
+    Column("age_check", Document, nullable=True),
+    Column("cash_collected", BigInteger, nullable=True),
+    Column("recorded_at", DateTime(timezone=True), nullable=False),
+)
+
+# The delivery side of the orders dispatch has heard of (from the orders events): an order becomes a job
+# once it is accepted and both stops have coordinates.
+dispatch_orders = Table(
+    "dispatch_orders",
+    metadata,
+    Column("tenant_id", String(36), primary_key=True),
+    Column("order_id", String(36), primary_key=True),
+    Column("status", String(30), nullable=False),
+    Column("pickup", Document, nullable=False),
+    Column("dropoff", Document, nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False),
 )
 
 outbox, inbox = messaging_tables(metadata)

@@ -42,3 +42,13 @@ class GeocodeOrder(Command):
     tenant_id: str
     order_id: str
     actor: str
+
+
+class FollowDelivery(Command):
+    """Dispatch reports a step of the order's delivery that moves the order to `status`."""
+
+    tenant_id: str
+    order_id: str
+    status: OrderStatus
+    reason: str | None
+    actor: str

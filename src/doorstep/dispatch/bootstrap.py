@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from doorstep.dispatch import api, consumers, fleet_api, jobs_api
+from doorstep.dispatch import api, consumers, fleet_api, jobs_api, workers
 from doorstep.dispatch.adapters.geo_memory import MemoryGeoStore
 from doorstep.dispatch.adapters.geo_redis import RedisGeoStore
 from doorstep.dispatch.adapters.tables import inbox, outbox
@@ -48,4 +48,7 @@ def build(settings: Settings, shared: Shared | None = None) -> DispatchService:
         consumers=consumers.subscriptions,
         dependencies={"geo_store": live.store},
     )
-    return DispatchService.of(service, live)
+    dispatch = DispatchService.of(service, live)
+    # Offers time out while the app runs, in every process that serves dispatch.
+    dispatch.routers = [*dispatch.routers, workers.offer_expiry(dispatch.bus)]
+    return dispatch

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 from typing import Any
 
@@ -323,3 +324,29 @@ async def test_an_offer_nobody_answers_times_out_and_the_job_waits_again(platfor
     )
     again = await platform.client.post(f"{path}/offer", json=body, headers=headers)
     assert_problem(again, 409, "driver-excluded-from-job")
+
+
+async def test_the_running_service_times_out_an_unanswered_offer_by_itself(platform: RunningPlatform) -> None:
+    # Given a job offered to Ada for the shortest time allowed, 5 s, and nobody answering
+    tenant = await platform.new_tenant()
+    headers = await dispatcher(platform, tenant)
+    ada, ada_me = await a_driver(platform, tenant, headers)
+    await on_duty(platform, ada_me)
+    placed = await accepted_order(platform, tenant)
+    path = f"/v1/dispatch/jobs/{(await job_of(platform, headers, placed['id']))['id']}"
+    await ok(
+        await platform.client.post(
+            f"{path}/offer", json={"driver_ids": [ada["id"]], "expires_in_s": 5}, headers=headers
+        )
+    )
+
+    # When the service's offer expiry has had time to sweep (every 2 s), waiting at most 30 s
+    job: dict[str, Any] = {}
+    for _ in range(60):
+        job = await ok(await platform.client.get(path, headers=headers))
+        if job["status"] == "unassigned":
+            break
+        await asyncio.sleep(0.5)
+
+    # Then the offer expired on its own and the job waits for the next driver
+    assert (job["status"], [o["status"] for o in job["offers"]]) == ("unassigned", ["expired"])

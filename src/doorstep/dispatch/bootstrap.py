@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import timedelta
 from pathlib import Path
 
-from doorstep.dispatch import api, consumers, fleet_api, jobs_api, workers
+from doorstep.dispatch import api, consumers, files_api, fleet_api, jobs_api, workers
 from doorstep.dispatch.adapters.geo_memory import MemoryGeoStore
 from doorstep.dispatch.adapters.geo_redis import RedisGeoStore
 from doorstep.dispatch.adapters.tables import inbox, outbox
@@ -44,11 +44,15 @@ def build(settings: Settings, shared: Shared | None = None) -> DispatchService:
         handlers=HANDLERS,
         shared=shared,
         migrations=Path(__file__).parent / "migrations",
-        routers=[api.router, fleet_api.router, jobs_api.router],
+        routers=[api.router, fleet_api.router, jobs_api.router, files_api.router],
         consumers=consumers.subscriptions,
         dependencies={"geo_store": live.store},
     )
     dispatch = DispatchService.of(service, live)
     # Offers time out while the app runs, in every process that serves dispatch.
-    dispatch.routers = [*dispatch.routers, workers.offer_expiry(dispatch.bus)]
+    dispatch.routers = [
+        *dispatch.routers,
+        workers.offer_expiry(dispatch.bus),
+        files_api.files_router(settings),
+    ]
     return dispatch

@@ -32,6 +32,7 @@ from doorstep.dispatch.jobs_schemas import (
 )
 from doorstep.dispatch.service import DispatchService, dispatch_service
 from doorstep.kernel.auth import Principal, Requires
+from doorstep.kernel.errors import InvalidInput
 from doorstep.kernel.messages import Command
 from doorstep.kernel.pagination import Page
 
@@ -176,6 +177,15 @@ async def pick_up(job_id: str, principal: Executes, service: Dispatch) -> JobOut
     description="Photos and a signature are uploaded first; their keys come here.",
 )
 async def deliver(job_id: str, body: DeliverIn, principal: Executes, service: Dispatch) -> JobOut:
+    # Only files uploaded to this tenant (`POST /v1/dispatch/files`) can prove a delivery.
+    own = f"{principal.tenant_id}/"
+    for index, key in enumerate(body.photo_keys):
+        if not key.startswith(own):
+            raise InvalidInput(
+                "not a file uploaded with POST /v1/dispatch/files", field=f"photo_keys.{index}"
+            )
+    if body.signature_key is not None and not body.signature_key.startswith(own):
+        raise InvalidInput("not a file uploaded with POST /v1/dispatch/files", field="signature_key")
     age = body.age_check
     proof = ProofOfDelivery(
         photo_keys=tuple(body.photo_keys),

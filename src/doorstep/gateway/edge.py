@@ -74,6 +74,7 @@ PUBLIC_ROUTES: Final = frozenset(
         ("POST", "/v1/identity/invitations/accept"),
         ("POST", "/v1/integrations/webhooks/{platform}/{token}"),
         ("POST", "/v1/integrations/courier-webhooks/{provider}/{token}"),
+        ("GET", "/v1/dispatch/files/{tenant_id}/{name}"),
         ("GET", "/.well-known/jwks.json"),
     }
 )

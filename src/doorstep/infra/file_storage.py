@@ -169,13 +169,15 @@ def link_signer(settings: Settings) -> FileLinkSigner:
 
 
 @asynccontextmanager
-async def open_file_store(settings: Settings) -> AsyncIterator[FileStore]:
+async def open_file_store(
+    settings: Settings, *, signer: FileLinkSigner | None = None
+) -> AsyncIterator[FileStore]:
     """The store the settings choose; an S3 client (credentials from the usual AWS variables) is closed
-    on exit."""
+    on exit. The local store signs its links with `signer` (the one that serves them must verify)."""
     if settings.files_backend == "local":
         yield LocalFileStore(
             settings.data_dir / "files",
-            signer=link_signer(settings),
+            signer=signer or link_signer(settings),
             base_url=settings.public_url,
             max_bytes=settings.files_max_bytes,
         )

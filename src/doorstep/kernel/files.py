@@ -20,7 +20,7 @@ from doorstep.kernel.errors import Forbidden, InvalidInput, NotFound
 MAX_KEY_LENGTH = 512
 _SEGMENT = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]{0,127}$")  # no leading dot: no `..`, no hidden files
 _CONTENT_TYPE = re.compile(r"^[a-z0-9][a-z0-9!#$&^_.+-]*/[a-z0-9][a-z0-9!#$&^_.+-]*$")
-FILE_LINK_PATH = "/v1/files/"
+FILE_LINK_PATH = "/v1/dispatch/files/"
 
 
 @dataclass(frozen=True, slots=True)

@@ -172,8 +172,8 @@ async def test_a_link_carries_the_key_its_expiry_and_a_signature_that_verifies(t
 
     # then
     path, expires, signature = link_parts(url)
-    assert url.startswith("https://doorstep.example/v1/files/pod/job_1/photo.jpg?expires=")
-    assert path == "/v1/files/pod/job_1/photo.jpg"
+    assert url.startswith("https://doorstep.example/v1/dispatch/files/pod/job_1/photo.jpg?expires=")
+    assert path == "/v1/dispatch/files/pod/job_1/photo.jpg"
     assert expires == int(NOW.timestamp()) + 900
     SIGNER.verify("pod/job_1/photo.jpg", expires, signature, now=NOW + timedelta(minutes=14, seconds=59))
 

@@ -40,6 +40,7 @@ bench: $(STAMP)
 	$(VENV)/bin/python bench/csv_import.py --write-docs
 	$(VENV)/bin/python bench/gateway.py --write-docs
 	$(VENV)/bin/python bench/webhooks.py --write-docs
+	$(VENV)/bin/python bench/dispatch_scale.py --write-docs
 
 # Li & Lim routing benchmark: every 100- and 200-task instance, PyVRP then the OR-Tools peer, about 80 minutes.
 bench-lilim: $(STAMP)

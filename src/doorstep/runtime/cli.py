@@ -131,16 +131,19 @@ def demo(
     settings = load_settings()
     configure_logging(level="WARNING", fmt="console")
     base_url = f"http://{host}:{port}"
-    demo_state = asyncio.run(seed_demo(settings, public_url=base_url, orders=orders))
     settings = settings.model_copy(update={"public_url": base_url})
+    # One set of services for the seed and the server: the drivers' positions stay in their geo store.
+    services = build_services(settings)
+    demo_state = asyncio.run(seed_demo(settings, public_url=base_url, orders=orders, services=services))
     configure_logging(level=settings.log_level, fmt="console")
     console.print(
         f"\n[bold green]Doorstep is running[/bold green] at [link={base_url}/docs]{base_url}/docs[/link]\n"
         f"  API key:      [bold]{demo_state['api_key']}[/bold]\n"
         f"  Tenant:       {demo_state['tenant_id']}\n"
         f"  Log in as:    {demo_state.get('admin_email')} / {demo_state.get('password')} (also dispatcher@, customer@)\n"
+        f"  Drivers:      driver1@, driver2@, driver3@demo.doorstep.test / {demo_state.get('password')} (on duty in Mitte)\n"
         f"  Shopify hook: {demo_state['webhook_url']}\n"
         f"  Try:          curl -H 'Authorization: Bearer {demo_state['api_key']}' '{base_url}/v1/orders?limit=3'\n"
     )
-    asgi = build_app(settings, build_services(settings), make_broker(settings))
+    asgi = build_app(settings, services, make_broker(settings))
     uvicorn.run(asgi, host=host, port=port, log_config=None, access_log=False, server_header=False)

@@ -1,11 +1,12 @@
-"""The demo tenant: merchants across Berlin, a Shopify connection, a delivery rate card, and a few hundred
-orders from every channel."""
+"""The demo tenant: merchants across Berlin, a Shopify connection, a delivery rate card, a few hundred
+orders from every channel, and a fleet of three drivers on duty in Mitte."""
 
 from __future__ import annotations
 
 import io
 import json
 import random
+from collections.abc import Sequence
 from datetime import timedelta
 from typing import Any
 
@@ -41,6 +42,7 @@ from doorstep.kernel.settings import Settings
 from doorstep.orders.domain.commands import ChangeOrderStatus, PlaceOrder
 from doorstep.orders.handlers import Placement
 from doorstep.orders.importing import import_csv
+from doorstep.runtime.demo_fleet import ensure_fleet
 from doorstep.runtime.services import build_services, migrate
 
 MERCHANTS = [
@@ -123,23 +125,36 @@ def _state_path(settings: Settings) -> Any:
     return settings.data_dir / "demo.json"
 
 
-async def seed_demo(settings: Settings, *, public_url: str, orders: int) -> dict[str, str]:
-    """Migrate, and on first run create the demo tenant and its data. Returns its ids, key and webhook URL."""
-    services = {service.name: service for service in build_services(settings)}
+async def seed_demo(
+    settings: Settings, *, public_url: str, orders: int, services: Sequence[Service] | None = None
+) -> dict[str, str]:
+    """Migrate, and on first run create the demo tenant and its data. Returns its ids, key and webhook URL.
+
+    `services`: those the process then serves with, so the drivers' live positions land in their geo
+    store (in the all-in-one shape it is in the process); by default the demo builds its own.
+    """
+    built = list(services) if services is not None else build_services(settings)
+    by_name = {service.name: service for service in built}
     try:
-        await migrate(list(services.values()))
+        await migrate(built)
         path = _state_path(settings)
+        state: dict[str, str] | None = None
         if path.exists():
-            state: dict[str, str] = json.loads(path.read_text())
-            if await identity_views.tenant(services["identity"].database, state["tenant_id"]) is not None:
-                await _ensure_rate_card(services["integrations"], state["tenant_id"])
-                return state
-        state = await _create(services, public_url=public_url, orders=orders)
-        path.write_text(json.dumps(state, indent=2))
+            state = json.loads(path.read_text())
+            if await identity_views.tenant(by_name["identity"].database, state["tenant_id"]) is None:
+                state = None
+            else:
+                await _ensure_rate_card(by_name["integrations"], state["tenant_id"])
+        if state is None:
+            state = await _create(by_name, public_url=public_url, orders=orders)
+            path.write_text(json.dumps(state, indent=2))
+        await ensure_fleet(by_name, state["tenant_id"], password=DEMO_PASSWORD)
         return state
     finally:
-        for service in services.values():
+        # Whoever serves with these services next runs its own event loop: no connection outlives this one.
+        for service in built:
             await service.database.dispose()
+        await built[0].shared.close()
 
 
 async def _create(services: dict[str, Service], *, public_url: str, orders: int) -> dict[str, str]:

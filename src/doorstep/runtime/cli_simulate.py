@@ -15,7 +15,8 @@ def simulate(
         Path, typer.Option("--instance", help="An MDRP instance folder (orders.txt, couriers.txt, ...).")
     ],
     policy: Annotated[
-        str, typer.Option(help="Dispatch policy: nearest (the greedy baseline), cautious or batched.")
+        str,
+        typer.Option(help="Dispatch policy: nearest (the greedy baseline), cautious, batched or optimized."),
     ] = "nearest",
     offline: Annotated[
         bool,

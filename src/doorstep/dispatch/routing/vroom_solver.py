@@ -21,15 +21,20 @@ EXPLORATION_LEVEL = 5  # VROOM's 0..5; the highest, the time limit bounds it
 MATRIX_LIMIT = 2**32 - 1  # VROOM's matrices are unsigned 32-bit
 
 
-def solve(problem: Problem, *, time_limit: float, seed: int = 0, minimise_vehicles: bool = True) -> Plan:
-    """The best plan VROOM finds within `time_limit` seconds. VROOM is deterministic: `seed` is unused."""
+def solve(
+    problem: Problem, *, time_limit: float | None, seed: int = 0, minimise_vehicles: bool = True
+) -> Plan:
+    """The best plan VROOM finds within `time_limit` seconds (None: the exploration level bounds it).
+
+    VROOM uses no seed, but a time limit makes it non-deterministic even when the search ends before it
+    (equal-cost plans tie differently from run to run): pass None where a plan must repeat exactly.
+    """
     del seed, minimise_vehicles
     if not problem.jobs or not problem.vehicles:
         return plan_from_sequences(problem, {})
     problem_input = _input(problem)
-    solution = problem_input.solve(
-        exploration_level=EXPLORATION_LEVEL, nb_threads=1, timeout=timedelta(seconds=time_limit)
-    )
+    timeout = None if time_limit is None else timedelta(seconds=time_limit)
+    solution = problem_input.solve(exploration_level=EXPLORATION_LEVEL, nb_threads=1, timeout=timeout)
     return keep_feasible_routes(problem, _decode(problem, solution.to_dict()))
 
 

@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 from doorstep.dispatch.simulation.bundling import EpochPlan, service_cost
 from doorstep.dispatch.simulation.instance import Instance, Order
 from doorstep.dispatch.simulation.matching import min_cost_matching
+from doorstep.dispatch.simulation.optimized import OptimizedPolicy
 from doorstep.dispatch.simulation.routes import Trip, plan_trip
 from doorstep.dispatch.simulation.state import Assignment, CourierState, DispatchState, Policy
 
@@ -103,6 +104,7 @@ POLICIES: dict[str, Callable[[Instance], Policy]] = {
     "nearest": NearestPolicy,
     "cautious": CautiousPolicy,
     "batched": BatchedPolicy,
+    "optimized": OptimizedPolicy,
 }
 
 

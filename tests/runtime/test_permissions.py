@@ -1,9 +1,10 @@
 """Every endpoint declares what it needs, every role gets exactly that, and the docs table says so."""
 
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
-from tests.platform import RunningPlatform, settings_for
+from tests.platform import RunningPlatform, running_platform, settings_for
 
 from doorstep.identity.domain.commands import CreateUser
 from doorstep.kernel.permissions import DEFAULT_ROLES, Role
@@ -13,6 +14,13 @@ from doorstep.runtime.services import build_services, make_broker
 
 DOCS = Path(__file__).parents[2] / "docs"
 UNDECLARED = {"public", "signed-in"}
+
+
+@pytest.fixture
+async def platform(tmp_path: Path) -> AsyncIterator[RunningPlatform]:
+    """The all-in-one platform, with a burst large enough for one user to call every endpoint at once."""
+    async with running_platform(settings_for(tmp_path, rate_limit_burst=1_000)) as running:
+        yield running
 
 
 def all_in_one(tmp_path: Path):  # type: ignore[no-untyped-def]

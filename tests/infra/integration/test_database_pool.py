@@ -26,7 +26,7 @@ ORDER: dict[str, Any] = {
     "items": [{"name": "Currywurst", "quantity": 2, "unit_price": 450}],
     "currency": "EUR",
 }
-TIMEOUT = 0.2
+TIMEOUT = 1.0  # long enough for the start-up of the other services on a busy machine, short for the test
 
 
 async def assert_busy_then_served(platform: RunningPlatform) -> None:

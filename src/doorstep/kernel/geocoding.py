@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from typing import Protocol
 
 from doorstep.contracts.orders import GeoPoint
+from doorstep.kernel.errors import DoorstepError
 
 
 class GeocodingFailed(Exception):
@@ -19,3 +21,26 @@ class Geocoder(Protocol):
         Raises `GeocodingFailed` when it cannot tell.
         """
         ...
+
+
+class AddressNotGeocoded(DoorstepError):
+    """Stops given by address only, and the geocoder knows no such place: a 422 naming each address.
+
+    `fix` says how else the caller can place them; `{locations}` stands for the stops' location fields.
+    """
+
+    slug = "address-not-geocoded"
+    title = "The geocoder found no coordinates for the address"
+    status = 422
+
+    def __init__(self, stops: Iterable[str], *, fix: str = "give {locations}") -> None:
+        missing = list(stops)
+        locations = " and ".join(f"{stop}.location" for stop in missing)
+        super().__init__(
+            f"no coordinates found for the {' and '.join(missing)} address; correct it or "
+            + fix.format(locations=locations),
+            errors=[
+                {"field": f"{stop}.address", "in": "body", "message": "no coordinates found"}
+                for stop in missing
+            ],
+        )

@@ -6,10 +6,10 @@ import structlog
 
 from doorstep.contracts.orders import OrderDraft, Stop
 from doorstep.kernel.clock import utcnow
-from doorstep.kernel.geocoding import Geocoder, GeocodingFailed
+from doorstep.kernel.geocoding import AddressNotGeocoded, Geocoder, GeocodingFailed
 from doorstep.orders.adapters.unit_of_work import OrdersUnitOfWork
 from doorstep.orders.domain.commands import GeocodeOrder
-from doorstep.orders.domain.errors import AddressNotGeocoded, OrderNotFound
+from doorstep.orders.domain.errors import OrderNotFound
 from doorstep.orders.domain.model import STOPS
 from doorstep.orders.views import OrderDetail, order_detail
 
@@ -81,5 +81,5 @@ async def geocode_order(
                 await uow.commit()
     missing = order.unlocated_stops
     if missing:
-        raise AddressNotGeocoded(missing)
+        raise AddressNotGeocoded(missing, fix="set {locations} with PATCH")
     return order_detail(order)

@@ -20,11 +20,10 @@ from doorstep.contracts.orders import (
     Stop,
 )
 from doorstep.kernel.bus import MessageBus
-from doorstep.kernel.geocoding import GeocodingFailed
+from doorstep.kernel.geocoding import AddressNotGeocoded, GeocodingFailed
 from doorstep.kernel.messages import CloudEvent
 from doorstep.orders.domain.commands import AmendOrder, GeocodeOrder, ImportOrderBatch, PlaceOrder
 from doorstep.orders.domain.errors import (
-    AddressNotGeocoded,
     IllegalStatusTransition,
     OrderNotLocated,
     StopWithoutLocation,

@@ -15,7 +15,6 @@ from doorstep.contracts.integrations import OrderReceived
 from doorstep.contracts.orders import Customer, Item, Stop
 from doorstep.integrations.adapters.unit_of_work import IntegrationsUnitOfWork
 from doorstep.integrations.deliveries.domain.errors import (
-    AddressNotGeocoded,
     DeliveryAlreadyExists,
     DeliveryNotFound,
     GeocoderUnavailable,
@@ -35,7 +34,7 @@ from doorstep.integrations.deliveries.domain.rate_card import RateCard, Size
 from doorstep.integrations.deliveries.repository import DeliveryApiRepository
 from doorstep.kernel.bus import Handler
 from doorstep.kernel.clock import utcnow
-from doorstep.kernel.geocoding import Geocoder, GeocodingFailed
+from doorstep.kernel.geocoding import AddressNotGeocoded, Geocoder, GeocodingFailed
 from doorstep.kernel.ids import new_id
 from doorstep.kernel.messages import Command
 from doorstep.kernel.settings import Settings

@@ -87,20 +87,3 @@ class OrderNotLocated(Conflict):
             f"set the coordinates of the {' and '.join(missing)} first (PATCH the order or retry geocoding)",
             missing_locations=[f"{stop}.location" for stop in missing],
         )
-
-
-class AddressNotGeocoded(DoorstepError):
-    slug = "address-not-geocoded"
-    title = "The geocoder found no coordinates for the address"
-    status = 422
-
-    def __init__(self, stops: Iterable[str]) -> None:
-        missing = list(stops)
-        super().__init__(
-            f"no coordinates found for the {' and '.join(missing)} address; correct it or set "
-            f"{' and '.join(f'{stop}.location' for stop in missing)} with PATCH",
-            errors=[
-                {"field": f"{stop}.address", "in": "body", "message": "no coordinates found"}
-                for stop in missing
-            ],
-        )

@@ -1,7 +1,5 @@
 """Errors of the delivery API, each a problem with a stable type."""
 
-from collections.abc import Iterable
-
 from doorstep.kernel.errors import Conflict, DoorstepError, InvalidInput, NotFound, ServiceUnavailable
 
 
@@ -39,25 +37,6 @@ class DeliveryAlreadyExists(Conflict):
 class DeliveryNotCancellable(Conflict):
     slug = "delivery-not-cancellable"
     title = "The delivery can no longer be cancelled"
-
-
-class AddressNotGeocoded(DoorstepError):
-    """A stop given by address only, and the geocoder knows no such place."""
-
-    slug = "address-not-geocoded"
-    title = "The geocoder found no coordinates for the address"
-    status = 422
-
-    def __init__(self, stops: Iterable[str]) -> None:
-        missing = list(stops)
-        super().__init__(
-            f"no coordinates found for the {' and '.join(missing)} address; correct it or give "
-            f"{' and '.join(f'{stop}.location' for stop in missing)}",
-            errors=[
-                {"field": f"{stop}.address", "in": "body", "message": "no coordinates found"}
-                for stop in missing
-            ],
-        )
 
 
 class GeocoderUnavailable(ServiceUnavailable):

@@ -1,4 +1,4 @@
-"""What the dispatch service needs from outside: the geo store of live positions."""
+"""What the dispatch service needs from outside: the geo store of live positions, travel times."""
 
 from __future__ import annotations
 
@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Protocol
 
 from doorstep.dispatch.domain.geometry import Point
+from doorstep.dispatch.routing.model import TravelMatrices
 
 
 @dataclass(frozen=True, slots=True)
@@ -42,3 +43,14 @@ class GeoStore(Protocol):
 
     async def positions(self, tenant_id: str, driver_ids: Sequence[str]) -> dict[str, LivePosition]:
         """The positions of those of the drivers that have one."""
+
+
+class TravelTimes(Protocol):
+    """How long and how far between places, by vehicle profile (`car`, `bicycle`, ... `robot`).
+
+    Great-circle distance with a speed profile by default; a road network (OSRM) where one is set up.
+    """
+
+    async def matrices(self, points: Sequence[Point], profile: str) -> TravelMatrices:
+        """Durations (s) and distances (m) from every point to every point, in the points' order."""
+        ...

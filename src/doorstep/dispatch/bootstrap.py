@@ -9,9 +9,10 @@ from doorstep.dispatch import api, consumers, files_api, fleet_api, jobs_api, wo
 from doorstep.dispatch.adapters.geo_memory import MemoryGeoStore
 from doorstep.dispatch.adapters.geo_redis import RedisGeoStore
 from doorstep.dispatch.adapters.tables import inbox, outbox
+from doorstep.dispatch.adapters.travel_greatcircle import GreatCircleTravelTimes
 from doorstep.dispatch.adapters.unit_of_work import DispatchUnitOfWork
 from doorstep.dispatch.handlers import HANDLERS
-from doorstep.dispatch.ports import GeoStore
+from doorstep.dispatch.ports import GeoStore, TravelTimes
 from doorstep.dispatch.service import DispatchService, LivePositions
 from doorstep.infra.service import assemble
 from doorstep.infra.shared import Shared, make_shared
@@ -28,6 +29,11 @@ def geo_store(settings: Settings, shared: Shared) -> GeoStore:
             shared.redis, prefix=f"{settings.redis_prefix}dispatch:", stale_after=stale_after
         )
     return MemoryGeoStore(stale_after=stale_after)
+
+
+def travel_times(settings: Settings) -> TravelTimes:
+    """Great-circle distance with a speed per vehicle profile."""
+    return GreatCircleTravelTimes()
 
 
 def build(settings: Settings, shared: Shared | None = None) -> DispatchService:
@@ -48,7 +54,7 @@ def build(settings: Settings, shared: Shared | None = None) -> DispatchService:
         consumers=consumers.subscriptions,
         dependencies={"geo_store": live.store},
     )
-    dispatch = DispatchService.of(service, live)
+    dispatch = DispatchService.of(service, live, travel_times(settings))
     # Offers time out while the app runs, in every process that serves dispatch.
     dispatch.routers = [
         *dispatch.routers,

@@ -7,7 +7,7 @@ from datetime import datetime, timedelta
 
 from fastapi import Request
 
-from doorstep.dispatch.ports import GeoStore, LivePosition
+from doorstep.dispatch.ports import GeoStore, LivePosition, TravelTimes
 from doorstep.infra.service import Service
 
 
@@ -24,16 +24,25 @@ class LivePositions:
 @dataclass
 class DispatchService(Service):
     live: LivePositions | None = None
+    travel_times: TravelTimes | None = None
 
     @classmethod
-    def of(cls, service: Service, live: LivePositions) -> DispatchService:
-        return cls(**{f.name: getattr(service, f.name) for f in fields(service)}, live=live)
+    def of(cls, service: Service, live: LivePositions, travel: TravelTimes) -> DispatchService:
+        return cls(
+            **{f.name: getattr(service, f.name) for f in fields(service)}, live=live, travel_times=travel
+        )
 
     @property
     def positions(self) -> LivePositions:
         if self.live is None:
             raise RuntimeError("the dispatch service was built without its geo store")
         return self.live
+
+    @property
+    def travel(self) -> TravelTimes:
+        if self.travel_times is None:
+            raise RuntimeError("the dispatch service was built without travel times")
+        return self.travel_times
 
 
 async def dispatch_service(request: Request) -> DispatchService:

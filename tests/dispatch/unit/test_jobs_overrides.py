@@ -30,6 +30,7 @@ from doorstep.dispatch.domain.offers import (
     DispatchPins,
     assign,
     pins,
+    plan_stops,
     reassign,
     reorder_stops,
     set_pinned,
@@ -269,6 +270,67 @@ def test_a_dispatchers_stop_order_is_pinned_and_handed_to_the_optimiser() -> Non
     arrive_at_pickup(waiting, driver_id="driver-1", now=at(9))
     pick_up(waiting, driver_id="driver-1", now=at(10))
     assert pins([waiting, on_board]).stop_orders == {"driver-1": (("job-b", D), ("job-a", D))}
+
+
+def test_a_planned_stop_order_pins_nothing() -> None:
+    # given two jobs automatic dispatch gave to one driver
+    waiting = new_job("job-a")
+    assign(waiting, driver_id="driver-1", actor=Actor.AUTOMATIC, now=at(1))
+    on_board = picked_up_by("driver-1", "job-b")
+
+    # when the planner orders the driver's stops
+    events = plan_stops(
+        [waiting, on_board],
+        driver_id="driver-1",
+        sequence=[("job-b", D), ("job-a", P), ("job-a", D)],
+        now=at(7),
+    )
+
+    # then the order is kept on the jobs, and the optimiser is still free to change it
+    assert events == [
+        StopsReordered(**ids(waiting), at=at(7), driver_id="driver-1", positions=((P, 1), (D, 2))),
+        StopsReordered(**ids(on_board), at=at(7), driver_id="driver-1", positions=((D, 0),)),
+    ]
+    assert (waiting.pinned, on_board.pinned) == (False, False)
+    assert pins([waiting, on_board]).stop_orders == {}
+
+
+def test_a_planned_order_keeps_the_dispatchers_stops_in_their_order() -> None:
+    # given a dispatcher ordered job-a's and job-b's stops, and a third job joins the route unpinned
+    waiting = new_job("job-a")
+    assign(waiting, driver_id="driver-1", actor=Actor.AUTOMATIC, now=at(1))
+    on_board = picked_up_by("driver-1", "job-b")
+    reorder_stops(
+        [waiting, on_board],
+        driver_id="driver-1",
+        sequence=[("job-a", P), ("job-b", D), ("job-a", D)],
+        now=at(7),
+    )
+    extra = new_job("job-c")
+    assign(extra, driver_id="driver-1", actor=Actor.AUTOMATIC, now=at(8))
+    jobs = [waiting, on_board, extra]
+
+    # when the planner slots job-c between the pinned stops
+    plan_stops(
+        jobs,
+        driver_id="driver-1",
+        sequence=[("job-a", P), ("job-c", P), ("job-b", D), ("job-c", D), ("job-a", D)],
+        now=at(9),
+    )
+    # and then tries to swap two of the dispatcher's stops
+    with pytest.raises(JobLocked) as refused:
+        plan_stops(
+            jobs,
+            driver_id="driver-1",
+            sequence=[("job-b", D), ("job-a", P), ("job-c", P), ("job-c", D), ("job-a", D)],
+            now=at(10),
+        )
+
+    # then the first plan stands and the dispatcher's order is unchanged
+    assert refused.value.status == 409
+    assert extra.stop_positions == {P: 1, D: 3}
+    assert extra.pinned is False
+    assert pins(jobs).stop_orders == {"driver-1": (("job-a", P), ("job-b", D), ("job-a", D))}
 
 
 @pytest.mark.parametrize(

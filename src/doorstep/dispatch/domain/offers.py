@@ -266,7 +266,27 @@ def reorder_stops(
     jobs: Sequence[Job], *, driver_id: str, sequence: Sequence[StopRef], now: datetime
 ) -> list[JobEvent]:
     """A dispatcher orders a driver's remaining stops by hand; this pins the jobs and their order."""
-    by_id = {job.id: job for job in jobs}
+    position = _route_positions(jobs, driver_id=driver_id, sequence=sequence)
+    return _place_stops(jobs, driver_id=driver_id, position=position, pin=True, now=now)
+
+
+def plan_stops(
+    jobs: Sequence[Job], *, driver_id: str, sequence: Sequence[StopRef], now: datetime
+) -> list[JobEvent]:
+    """Automatic dispatch (or the driver asking to re-optimise) orders a driver's remaining stops.
+
+    Unlike a dispatcher's order it pins nothing; the stops a dispatcher ordered by hand must keep their
+    order relative to each other (other stops may come between them)."""
+    position = _route_positions(jobs, driver_id=driver_id, sequence=sequence)
+    held = pins(jobs).stop_orders.get(driver_id, ())
+    if held and [stop for stop in sequence if stop in set(held)] != list(held):
+        raise JobLocked(held[0][0])
+    return _place_stops(jobs, driver_id=driver_id, position=position, pin=False, now=now)
+
+
+def _route_positions(
+    jobs: Sequence[Job], *, driver_id: str, sequence: Sequence[StopRef]
+) -> dict[StopRef, int]:
     for job in jobs:
         if job.driver_id != driver_id or job.status not in BEFORE_PICKUP | ON_BOARD:
             raise InvalidJob(f"job {job.id} is not on the route of driver {driver_id}", field="sequence")
@@ -279,10 +299,16 @@ def reorder_stops(
         pickup = position.get((job.id, TaskKind.PICKUP))
         if pickup is not None and pickup > position[(job.id, TaskKind.DROPOFF)]:
             raise InvalidJob(f"job {job.id}: its pickup must come before its drop-off", field="sequence")
+    return position
+
+
+def _place_stops(
+    jobs: Sequence[Job], *, driver_id: str, position: Mapping[StopRef, int], pin: bool, now: datetime
+) -> list[JobEvent]:
     events: list[JobEvent] = []
-    for job_id, job in by_id.items():
-        job.stop_positions = {kind: position[(job_id, kind)] for kind in _remaining_stops(job)}
-        job.pinned = True
+    for job in jobs:
+        job.stop_positions = {kind: position[(job.id, kind)] for kind in _remaining_stops(job)}
+        job.pinned = job.pinned or pin
         places = tuple(sorted(job.stop_positions.items(), key=lambda item: item[1]))
         events += job.emit(StopsReordered(**job.event_fields(now), driver_id=driver_id, positions=places))
     return events

@@ -41,6 +41,7 @@ def build(settings: Settings, shared: Shared | None = None) -> DispatchService:
     live = LivePositions(
         store=geo_store(settings, shared), stale_after=timedelta(seconds=settings.dispatch_stale_seconds)
     )
+    travel = travel_times(settings)
     service = assemble(
         name=NAME,
         settings=settings,
@@ -52,9 +53,9 @@ def build(settings: Settings, shared: Shared | None = None) -> DispatchService:
         migrations=Path(__file__).parent / "migrations",
         routers=[api.router, fleet_api.router, jobs_api.router, files_api.router],
         consumers=consumers.subscriptions,
-        dependencies={"geo_store": live.store},
+        dependencies={"geo_store": live.store, "travel": travel},
     )
-    dispatch = DispatchService.of(service, live, travel_times(settings))
+    dispatch = DispatchService.of(service, live, travel)
     # Offers time out while the app runs, in every process that serves dispatch.
     dispatch.routers = [
         *dispatch.routers,

@@ -29,8 +29,11 @@ lint: $(STAMP)
 	$(VENV)/bin/mypy
 	$(VENV)/bin/lint-imports
 
+# Two workers: the suite is mostly CPU (solvers, migrations, app start-ups) on a two-CPU machine.
+TEST_WORKERS ?= 2
+
 test: lint
-	$(VENV)/bin/pytest -q -ra $(PYTEST_ARGS)
+	$(VENV)/bin/pytest -q -ra -n $(TEST_WORKERS) $(PYTEST_ARGS)
 
 unit: $(STAMP)
 	$(VENV)/bin/pytest -q -m "not integration and not e2e"
